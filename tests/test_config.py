@@ -1,0 +1,116 @@
+"""Config parsing: every broken file in tests/configs names its file, line and field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Config, load_config, parse_config
+from monitor.errors import ConfigError
+from monitor.models import Expect, Origin, StatusRange
+
+CONFIGS = Path(__file__).parent / "configs"
+REPO = Path(__file__).parent.parent
+INVALID = sorted(CONFIGS.glob("invalid-*.yaml"))
+
+
+def _expected_message(path: Path) -> str:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    match = re.fullmatch(r"# expect: (.+)", first)
+    assert match, f"{path.name} must start with '# expect: <message>'"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_config_names_file_line_and_field(path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert re.fullmatch(rf"{re.escape(str(path))}:\d+: .+", message), message
+    assert message.endswith(": " + _expected_message(path))
+
+
+def test_there_are_a_dozen_broken_configs() -> None:
+    assert len(INVALID) >= 12
+
+
+def _parse(text: str, **env: str) -> Config:
+    return parse_config(text, file="config.yaml", env=env)
+
+
+MINIMAL = "sites:\n  - name: shop\n    url: https://shop.example.com/\n"
+
+
+def test_defaults_apply_when_keys_are_left_out() -> None:
+    config = _parse(MINIMAL)
+    assert config.storage.url == "sqlite+aiosqlite:///monitor.db"
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 9108)
+    site = config.sites[0]
+    assert (site.interval, site.timeout) == (30.0, 10.0)
+    assert site.expect == Expect()
+    assert site.origins == ()
+
+
+@pytest.mark.parametrize(
+    ("site_yaml", "interval", "timeout"),
+    [
+        pytest.param("interval: 1m", 60.0, 10.0, id="interval-only"),
+        pytest.param("interval: 4s", 4.0, 2.0, id="short-interval-halves-default-timeout"),
+        pytest.param("interval: 2s\n    timeout: 1500ms", 2.0, 1.5, id="both"),
+        pytest.param("interval: 1m30s", 90.0, 10.0, id="compound-duration"),
+    ],
+)
+def test_site_timing(site_yaml: str, interval: float, timeout: float) -> None:
+    config = _parse(MINIMAL + f"    {site_yaml}\n")
+    assert (config.sites[0].interval, config.sites[0].timeout) == (interval, timeout)
+
+
+def test_full_site_with_expectations_and_origins() -> None:
+    text = """
+sites:
+  - name: shop
+    url: https://shop.example.com/
+    expect:
+      status: [200, "300-399"]
+      body_contains: "Add to cart"
+    origins:
+      - {name: origin-1, address: "203.0.113.10:443"}
+      - {name: origin-2, address: "[2001:db8::1]:443"}
+      - {name: origin-3, address: "2001:db8::2"}
+      - {name: health, url: "http://origin.internal:8080/health"}
+"""
+    site = _parse(text).sites[0]
+    assert site.expect.status == (StatusRange(200, 200), StatusRange(300, 399))
+    assert site.expect.body_contains == "Add to cart"
+    assert [o.name for o in site.origins] == ["origin-1", "origin-2", "origin-3", "health"]
+    assert site.origins[3] == Origin(name="health", url="http://origin.internal:8080/health")
+
+
+def test_env_variables_are_substituted() -> None:
+    text = "storage:\n  url: postgresql+asyncpg://m:${PGPASSWORD}@db/m\n" + MINIMAL
+    config = _parse(text, PGPASSWORD="s3cret")
+    assert config.storage.url == "postgresql+asyncpg://m:s3cret@db/m"
+
+
+def test_ipv6_listen_address() -> None:
+    config = _parse("server:\n  listen: '[::1]:9200'\n" + MINIMAL)
+    assert (config.server.host, config.server.port) == ("::1", 9200)
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read config: No such file"):
+        load_config(missing, env={})
+
+
+def test_empty_file_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"config\.yaml:1: the config is empty"):
+        _parse("")
+
+
+def test_shipped_example_config_is_valid() -> None:
+    config = load_config(REPO / "config.example.yaml", env={})
+    assert config.sites
