@@ -1,0 +1,108 @@
+"""The jobs that fire rounds: one APScheduler 3.x interval job per site.
+
+Each site fires on a fixed grid, ``offset + k * interval`` seconds after the Unix epoch,
+with a stable offset derived from its name. The grid spreads sites evenly over their
+interval (thousands of jobs due in the same second would exceed APScheduler's misfire
+grace and be dropped silently), survives restarts, and lets a run know when it was
+planned, so lag and missed runs are measured rather than guessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.metrics import Metrics
+from monitor.models import Site
+
+RunRound = Callable[[Site], Awaitable[object]]
+
+
+def start_offset(name: str, interval: float) -> float:
+    """A stable offset in [0, interval) for ``name``: the same on every start and host."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * interval
+
+
+def planned_time(now: float, offset: float, interval: float) -> float:
+    """The grid point at or before ``now``: when the run happening at ``now`` was due."""
+    return offset + math.floor((now - offset) / interval) * interval
+
+
+def missed_between(previous: float | None, planned: float, interval: float) -> int:
+    """How many grid points between two runs never ran (0 for consecutive runs)."""
+    if previous is None:
+        return 0
+    return max(0, round((planned - previous) / interval) - 1)
+
+
+def misfire_grace(interval: float) -> int:
+    """About half the interval: late runs still count, but never overlap the next one."""
+    return max(1, int(interval / 2))
+
+
+class CheckScheduler:
+    """Fires ``run_round(site)`` for every site on its grid, measuring lag and misses."""
+
+    def __init__(self, sites: Sequence[Site], run_round: RunRound, metrics: Metrics) -> None:
+        self._run_round = run_round
+        self._metrics = metrics
+        self._offsets = {site.name: start_offset(site.name, site.interval) for site in sites}
+        self._last_planned: dict[str, float] = {}
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self.longest_interval = max((site.interval for site in sites), default=0.0)
+        self.last_fire = time.monotonic()
+        self._paused = False
+        for site in sites:
+            self._add_job(site)
+
+    def _add_job(self, site: Site) -> None:
+        start = datetime.fromtimestamp(self._offsets[site.name], tz=UTC)
+        self._scheduler.add_job(
+            self._fire,
+            IntervalTrigger(seconds=site.interval, start_date=start, timezone=UTC),
+            args=(site,),
+            id=site.name,
+            name=site.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=misfire_grace(site.interval),
+        )
+
+    async def _fire(self, site: Site) -> None:
+        now = time.time()
+        self.last_fire = time.monotonic()
+        planned = planned_time(now, self._offsets[site.name], site.interval)
+        self._metrics.scheduler_lag.observe(now - planned)
+        missed = missed_between(self._last_planned.get(site.name), planned, site.interval)
+        if missed:
+            self._metrics.missed_runs.inc(missed)
+        self._last_planned[site.name] = planned
+        await self._run_round(site)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running) and not self._paused
+
+    def start(self) -> None:
+        self.last_fire = time.monotonic()
+        self._scheduler.start()
+
+    def stop_firing(self) -> None:
+        """Stop starting new rounds; rounds already running go on."""
+        self._paused = True
+        self._scheduler.pause()
+
+    def shutdown(self) -> None:
+        # APScheduler 3.x cancels running coroutine jobs on shutdown: wait for them first.
+        self._scheduler.shutdown(wait=False)
+
+    def firing_recently(self) -> bool:
+        """Whether some site fired within the longest interval (plus slack for the grid)."""
+        return time.monotonic() - self.last_fire <= self.longest_interval * 1.5 + 5

@@ -1,0 +1,43 @@
+"""The HTTP side of the daemon: ``/metrics`` for Prometheus and ``/healthz`` for supervisors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What ``/healthz`` reports: healthy only while checks fire and results get stored."""
+
+    scheduler_firing: bool
+    store_writing: bool
+    store_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.scheduler_firing and self.store_writing
+
+
+def make_app(registry: CollectorRegistry, health: Callable[[], Health]) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        now = health()
+        payload = {
+            "status": "ok" if now.ok else "unhealthy",
+            "scheduler": "firing" if now.scheduler_firing else "stalled",
+            "store": "writing" if now.store_writing else "failing",
+            "store_error": now.store_error,
+        }
+        return web.json_response(payload, status=200 if now.ok else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    return app

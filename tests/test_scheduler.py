@@ -1,0 +1,91 @@
+"""The firing grid: stable offsets, planned times, missed runs; and real APScheduler firing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.metrics import Metrics
+from monitor.models import Site
+from monitor.scheduler import (
+    CheckScheduler,
+    misfire_grace,
+    missed_between,
+    planned_time,
+    start_offset,
+)
+
+
+def test_offset_is_stable_and_inside_the_interval() -> None:
+    assert start_offset("shop", 30.0) == start_offset("shop", 30.0)
+    offsets = [start_offset(f"site-{i}", 60.0) for i in range(10_000)]
+    assert all(0.0 <= o < 60.0 for o in offsets)
+
+
+def test_offsets_spread_evenly_over_the_interval() -> None:
+    # 10,000 sites over 60 one-second slots: no second may carry far more than its share.
+    per_second = Counter(int(start_offset(f"site-{i}", 60.0)) for i in range(10_000))
+    assert len(per_second) == 60
+    assert max(per_second.values()) < 10_000 / 60 * 1.5
+
+
+@pytest.mark.parametrize(
+    ("now", "offset", "interval", "expected"),
+    [
+        pytest.param(100.0, 0.0, 30.0, 90.0, id="between-grid-points"),
+        pytest.param(90.0, 0.0, 30.0, 90.0, id="exactly-on-grid"),
+        pytest.param(107.5, 7.5, 10.0, 107.5, id="offset-grid"),
+        pytest.param(107.4, 7.5, 10.0, 97.5, id="just-before-offset-point"),
+        pytest.param(1_700_000_012.25, 2.0, 5.0, 1_700_000_012.0, id="epoch-scale"),
+    ],
+)
+def test_planned_time(now: float, offset: float, interval: float, expected: float) -> None:
+    assert planned_time(now, offset, interval) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("previous", "planned", "interval", "expected"),
+    [
+        pytest.param(None, 100.0, 10.0, 0, id="first-run"),
+        pytest.param(90.0, 100.0, 10.0, 0, id="consecutive"),
+        pytest.param(70.0, 100.0, 10.0, 2, id="two-missed"),
+        pytest.param(70.0000001, 100.0, 10.0, 2, id="float-noise"),
+        pytest.param(100.0, 100.0, 10.0, 0, id="same-point"),
+    ],
+)
+def test_missed_between(previous: float | None, planned: float, interval: float, expected: int) -> None:
+    assert missed_between(previous, planned, interval) == expected
+
+
+@pytest.mark.parametrize(
+    ("interval", "grace"),
+    [(1.0, 1), (2.0, 1), (30.0, 15), (61.0, 30), (3600.0, 1800)],
+)
+def test_misfire_grace_is_about_half_the_interval(interval: float, grace: int) -> None:
+    assert misfire_grace(interval) == grace
+
+
+async def test_real_scheduler_fires_every_site_on_its_grid() -> None:
+    sites = [Site(name=f"s{i}", url="http://127.0.0.1/", interval=1.0, timeout=0.5) for i in range(3)]
+    fired: Counter[str] = Counter()
+
+    async def run_round(site: Site) -> None:
+        fired[site.name] += 1
+
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler(sites, run_round, Metrics(registry))
+    scheduler.start()
+    try:
+        await asyncio.sleep(3.2)
+    finally:
+        scheduler.stop_firing()
+        scheduler.shutdown()
+    assert set(fired) == {"s0", "s1", "s2"}
+    assert all(count >= 2 for count in fired.values()), fired
+    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+    lag_count = registry.get_sample_value("monitor_scheduler_lag_seconds_count")
+    assert lag_count == sum(fired.values())
+    assert scheduler.firing_recently()
