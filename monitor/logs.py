@@ -40,5 +40,6 @@ def configure(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # APScheduler logs every run at INFO; the daemon logs its own check events instead.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # APScheduler logs every run and Alembic its plugins at INFO; the daemon logs its own events.
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

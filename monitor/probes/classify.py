@@ -1,0 +1,153 @@
+"""The one place that says why an HTTP check failed: a response or an exception -> a cause.
+
+Rules run from the most specific to the most general, so an aiohttp wrapper never hides
+the socket or TLS error that says what really happened.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from dataclasses import dataclass
+
+import aiohttp
+
+from monitor.models import Cause, Expect, StatusRange
+from monitor.probes.phases import Stamps
+
+# X509_V_ERR_CERT_HAS_EXPIRED from OpenSSL's x509_vfy.h; the ssl module has no name for it.
+_CERT_HAS_EXPIRED = 10
+
+_STATUS_CAUSES = {
+    429: Cause.RATE_LIMITED,
+    502: Cause.BAD_GATEWAY,
+    503: Cause.SERVICE_UNAVAILABLE,
+    504: Cause.GATEWAY_TIMEOUT,
+}
+
+_UNREACHABLE = {
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+}
+
+_DETAIL_LIMIT = 160
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why a check passed or failed, ready to put on a ``ProbeResult``."""
+
+    cause: Cause
+    detail: str = ""
+    failed: tuple[str, ...] = ()  # names of the failed expectations
+
+    @property
+    def ok(self) -> bool:
+        return self.cause is Cause.OK
+
+
+def classify_response(status: int, expect: Expect, body: bytes) -> Verdict:
+    """Judge a response the server did send, against what the site expects.
+
+    ``body`` is only the first bytes of the body, so ``body_contains`` looks there only.
+    """
+    failed: list[str] = []
+    if not expect.accepts_status(status):
+        failed.append("status")
+    wanted = expect.body_contains
+    # Compared as UTF-8 bytes, so no charset has to be guessed from the response.
+    if wanted is not None and wanted.encode() not in body:
+        failed.append("body_contains")
+    if "status" in failed:
+        detail = f"expected status {_ranges(expect.status)}, got {status}"
+        return Verdict(_status_cause(status), detail, tuple(failed))
+    if failed:
+        return Verdict(Cause.CONTENT_MISMATCH, f"body does not contain {wanted!r}", tuple(failed))
+    return Verdict(Cause.OK)
+
+
+def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdict:
+    """Translate what aiohttp raised into a cause, using ``stamps`` to see how far it got."""
+    root = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    where = f" ({exc.host}:{exc.port})" if isinstance(exc, aiohttp.ClientConnectorError) else ""
+    connected = stamps.connect_end is not None
+    if isinstance(root, ssl.SSLCertVerificationError):
+        return _certificate(root)
+    if isinstance(root, ssl.SSLError):
+        reason = (root.reason or "").lower().replace("_", " ") or _line(root)
+        return Verdict(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {reason}")
+    if isinstance(root, socket.gaierror):
+        return _dns(root, exc)
+    if isinstance(root, TimeoutError):
+        return _timeout(stamps, timeout)
+    errno_ = root.errno if isinstance(root, OSError) else None
+    if isinstance(root, ConnectionRefusedError) or errno_ == errno.ECONNREFUSED:
+        return Verdict(Cause.CONNECT_REFUSED, f"connection refused{where}")
+    if errno_ in _UNREACHABLE:
+        return Verdict(Cause.NETWORK_UNREACHABLE, f"{_UNREACHABLE[errno_]}{where}")
+    if isinstance(root, ConnectionResetError) or errno_ == errno.ECONNRESET:
+        # A plain-HTTP connection is ready as soon as TCP connects, so a reset before it
+        # is ready can only come from the TLS handshake.
+        if not connected:
+            return Verdict(Cause.TLS_HANDSHAKE, f"connection reset during TLS handshake{where}")
+        return Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server")
+    if isinstance(root, aiohttp.ServerDisconnectedError):
+        return Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without answering")
+    if isinstance(root, aiohttp.ClientResponseError):
+        return Verdict(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {_line(root.message)}")
+    if isinstance(root, aiohttp.ClientPayloadError):
+        return Verdict(Cause.PROTOCOL_ERROR, f"broken body: {_line(root)}")
+    # Anything else from the socket: the network if we never got a connection, else the
+    # conversation with the server broke.
+    if not connected:
+        return Verdict(Cause.NETWORK_UNREACHABLE, f"cannot connect: {_line(root)}{where}")
+    return Verdict(Cause.PROTOCOL_ERROR, _line(root))
+
+
+def _status_cause(status: int) -> Cause:
+    if status in _STATUS_CAUSES:
+        return _STATUS_CAUSES[status]
+    if 500 <= status <= 599:
+        return Cause.SERVER_ERROR
+    if 400 <= status <= 499:
+        return Cause.CLIENT_ERROR
+    return Cause.UNEXPECTED_STATUS
+
+
+def _ranges(ranges: tuple[StatusRange, ...]) -> str:
+    return " or ".join(str(r.low) if r.low == r.high else f"{r.low}-{r.high}" for r in ranges)
+
+
+def _certificate(error: ssl.SSLCertVerificationError) -> Verdict:
+    if error.verify_code == _CERT_HAS_EXPIRED:
+        return Verdict(Cause.TLS_CERT_EXPIRED, "certificate has expired")
+    message = error.verify_message or _line(error)
+    return Verdict(Cause.TLS_CERT_INVALID, f"certificate not accepted: {message}")
+
+
+def _dns(error: socket.gaierror, exc: Exception) -> Verdict:
+    host = exc.host if isinstance(exc, aiohttp.ClientConnectorError) else "?"
+    if error.errno in (socket.EAI_NONAME, socket.EAI_NODATA):
+        return Verdict(Cause.DNS_NXDOMAIN, f"name not found ({host})")
+    return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {_line(error)} ({host})")
+
+
+def _timeout(stamps: Stamps, timeout: float) -> Verdict:
+    """Name a timeout after the phase the request was stuck in."""
+    limit = f"within {timeout:g}s"
+    if stamps.dns_start is not None and stamps.dns_end is None:
+        return Verdict(Cause.DNS_TIMEOUT, f"no DNS answer {limit}")
+    if stamps.connect_end is None:
+        return Verdict(Cause.CONNECT_TIMEOUT, f"no connection {limit}")
+    if stamps.headers is None:
+        return Verdict(Cause.TIMEOUT, f"no first byte {limit}")
+    return Verdict(Cause.READ_TIMEOUT, f"body not complete {limit}")
+
+
+def _line(error: object) -> str:
+    """One short line from a message that may span several (aiohttp's parser errors do)."""
+    if isinstance(error, OSError) and error.strerror:
+        error = error.strerror  # without the "[Errno n]" prefix
+    line = " ".join(str(error).split())
+    return line if len(line) <= _DETAIL_LIMIT else line[: _DETAIL_LIMIT - 3] + "..."

@@ -1,0 +1,349 @@
+"""The cause table: responses and exceptions -> cause, detail and failed expectations."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+
+import aiohttp
+import pytest
+from aiohttp.client_reqrep import ConnectionKey
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from monitor.models import Cause, Expect, StatusRange
+from monitor.probes.classify import Verdict, classify_exception, classify_response
+from monitor.probes.phases import Stamps
+
+DEFAULT = Expect()
+ONLY_200 = Expect(status=(StatusRange(200, 200),))
+WELCOME = Expect(body_contains="Welcome")
+
+
+@pytest.mark.parametrize(
+    ("status", "expect", "body", "expected"),
+    [
+        pytest.param(200, DEFAULT, b"", Verdict(Cause.OK), id="200-ok"),
+        pytest.param(301, DEFAULT, b"", Verdict(Cause.OK), id="301-in-default-range"),
+        pytest.param(
+            503,
+            Expect(status=(StatusRange(503, 503),)),
+            b"",
+            Verdict(Cause.OK),
+            id="503-when-configured",
+        ),
+        pytest.param(
+            429,
+            DEFAULT,
+            b"",
+            Verdict(Cause.RATE_LIMITED, "expected status 200-399, got 429", ("status",)),
+            id="429-rate-limited",
+        ),
+        pytest.param(
+            502,
+            DEFAULT,
+            b"",
+            Verdict(Cause.BAD_GATEWAY, "expected status 200-399, got 502", ("status",)),
+            id="502-bad-gateway",
+        ),
+        pytest.param(
+            503,
+            ONLY_200,
+            b"",
+            Verdict(Cause.SERVICE_UNAVAILABLE, "expected status 200, got 503", ("status",)),
+            id="503-service-unavailable",
+        ),
+        pytest.param(
+            504,
+            DEFAULT,
+            b"",
+            Verdict(Cause.GATEWAY_TIMEOUT, "expected status 200-399, got 504", ("status",)),
+            id="504-gateway-timeout",
+        ),
+        pytest.param(
+            500,
+            DEFAULT,
+            b"",
+            Verdict(Cause.SERVER_ERROR, "expected status 200-399, got 500", ("status",)),
+            id="500-server-error",
+        ),
+        pytest.param(
+            404,
+            DEFAULT,
+            b"",
+            Verdict(Cause.CLIENT_ERROR, "expected status 200-399, got 404", ("status",)),
+            id="404-client-error",
+        ),
+        pytest.param(
+            204,
+            ONLY_200,
+            b"",
+            Verdict(Cause.UNEXPECTED_STATUS, "expected status 200, got 204", ("status",)),
+            id="204-not-accepted",
+        ),
+        pytest.param(
+            500,
+            Expect(status=(StatusRange(200, 200), StatusRange(301, 302))),
+            b"",
+            Verdict(Cause.SERVER_ERROR, "expected status 200 or 301-302, got 500", ("status",)),
+            id="several-ranges-in-detail",
+        ),
+        pytest.param(
+            200, WELCOME, b"<h1>Welcome home</h1>", Verdict(Cause.OK), id="body-contains-found"
+        ),
+        pytest.param(
+            200,
+            WELCOME,
+            b"<h1>It works!</h1>",
+            Verdict(Cause.CONTENT_MISMATCH, "body does not contain 'Welcome'", ("body_contains",)),
+            id="body-contains-missing",
+        ),
+        pytest.param(
+            200,
+            Expect(body_contains="café"),
+            "<p>café</p>".encode(),
+            Verdict(Cause.OK),
+            id="body-contains-utf8",
+        ),
+        pytest.param(
+            503,
+            WELCOME,
+            b"Backend fetch failed",
+            Verdict(
+                Cause.SERVICE_UNAVAILABLE,
+                "expected status 200-399, got 503",
+                ("status", "body_contains"),
+            ),
+            id="status-cause-wins-both-listed",
+        ),
+    ],
+)
+def test_classify_response(status: int, expect: Expect, body: bytes, expected: Verdict) -> None:
+    verdict = classify_response(status, expect, body)
+    assert verdict == expected
+    assert verdict.ok is (expected.cause is Cause.OK)
+
+
+def _key(host: str, port: int, *, is_ssl: bool = False) -> ConnectionKey:
+    return ConnectionKey(host, port, is_ssl, True, None, None, None, None)
+
+
+def _cert_error(code: int, message: str) -> ssl.SSLCertVerificationError:
+    # The ssl module only fills these in during a real handshake (the probe tests do one).
+    error = ssl.SSLCertVerificationError(1, f"certificate verify failed: {message}")
+    error.verify_code = code
+    error.verify_message = message
+    return error
+
+
+def _wrong_version_error() -> ssl.SSLError:
+    """A real OpenSSL error: a TLS client handed a plain-HTTP answer."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="site.test")
+    incoming.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    with pytest.raises(ssl.SSLError) as caught:
+        tls.do_handshake()
+    return caught.value
+
+
+def _bad_status_line() -> aiohttp.ClientResponseError:
+    url = URL("http://127.0.0.1:8080/")
+    info = aiohttp.RequestInfo(url, "GET", CIMultiDictProxy(CIMultiDict()), url)
+    message = "Bad status line:\n  Expected HTTP/, RTSP/ or ICE/:\n\n  b'SSH-2.0-OpenSSH_9.6'"
+    return aiohttp.ClientResponseError(info, (), status=400, message=message)
+
+
+START = Stamps(10.0)
+CONNECTING = Stamps(10.0, connect_start=10.0)
+RESOLVING = Stamps(10.0, connect_start=10.0, dns_start=10.0)
+CONNECTED = Stamps(10.0, connect_start=10.0, connect_end=10.5)
+HEADERS = Stamps(10.0, connect_start=10.0, connect_end=10.5, headers=11.0)
+WEB = _key("site.test", 80)
+TLS = _key("site.test", 443, is_ssl=True)
+
+EXCEPTIONS = [
+    pytest.param(
+        aiohttp.ClientConnectorDNSError(
+            _key("nonexistent.invalid", 80),
+            socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        ),
+        RESOLVING,
+        Verdict(Cause.DNS_NXDOMAIN, "name not found (nonexistent.invalid)"),
+        id="gaierror-noname-nxdomain",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorDNSError(
+            WEB, socket.gaierror(socket.EAI_NODATA, "No address associated with hostname")
+        ),
+        RESOLVING,
+        Verdict(Cause.DNS_NXDOMAIN, "name not found (site.test)"),
+        id="gaierror-nodata-nxdomain",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorDNSError(
+            WEB, socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        ),
+        RESOLVING,
+        Verdict(
+            Cause.DNS_ERROR, "DNS lookup failed: Temporary failure in name resolution (site.test)"
+        ),
+        id="gaierror-again-dns-error",
+    ),
+    pytest.param(
+        TimeoutError(),
+        RESOLVING,
+        Verdict(Cause.DNS_TIMEOUT, "no DNS answer within 2s"),
+        id="timeout-while-resolving",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorError(
+            _key("127.0.0.1", 1),
+            ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 1)"),
+        ),
+        CONNECTING,
+        Verdict(Cause.CONNECT_REFUSED, "connection refused (127.0.0.1:1)"),
+        id="refused",
+    ),
+    pytest.param(
+        # aiohappyeyeballs merges the errors of several addresses into a plain OSError.
+        aiohttp.ClientConnectorError(
+            WEB, OSError(errno.ECONNREFUSED, "Multiple exceptions: [Errno 111] ...")
+        ),
+        CONNECTING,
+        Verdict(Cause.CONNECT_REFUSED, "connection refused (site.test:80)"),
+        id="refused-on-every-address",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorError(WEB, OSError(errno.ENETUNREACH, "Network is unreachable")),
+        CONNECTING,
+        Verdict(Cause.NETWORK_UNREACHABLE, "network unreachable (site.test:80)"),
+        id="network-unreachable",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorError(WEB, OSError(errno.EHOSTUNREACH, "No route to host")),
+        CONNECTING,
+        Verdict(Cause.NETWORK_UNREACHABLE, "host unreachable (site.test:80)"),
+        id="host-unreachable",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorError(WEB, PermissionError(errno.EPERM, "Operation not permitted")),
+        CONNECTING,
+        Verdict(
+            Cause.NETWORK_UNREACHABLE, "cannot connect: Operation not permitted (site.test:80)"
+        ),
+        id="other-socket-error-before-connecting",
+    ),
+    pytest.param(
+        aiohttp.ConnectionTimeoutError("Connection timeout to host http://site.test/"),
+        CONNECTING,
+        Verdict(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
+        id="aiohttp-connection-timeout",
+    ),
+    pytest.param(
+        # The kernel gave up on the SYN before our timeout did.
+        aiohttp.ClientConnectorError(WEB, TimeoutError(errno.ETIMEDOUT, "Connection timed out")),
+        CONNECTING,
+        Verdict(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
+        id="kernel-connect-timeout",
+    ),
+    pytest.param(
+        TimeoutError(),
+        START,
+        Verdict(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
+        id="timeout-in-pool",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorCertificateError(TLS, _cert_error(10, "certificate has expired")),
+        CONNECTING,
+        Verdict(Cause.TLS_CERT_EXPIRED, "certificate has expired"),
+        id="cert-expired",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorCertificateError(
+            TLS, _cert_error(20, "unable to get local issuer certificate")
+        ),
+        CONNECTING,
+        Verdict(
+            Cause.TLS_CERT_INVALID,
+            "certificate not accepted: unable to get local issuer certificate",
+        ),
+        id="cert-untrusted",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorSSLError(TLS, _wrong_version_error()),
+        CONNECTING,
+        Verdict(Cause.TLS_HANDSHAKE, "TLS handshake failed: wrong version number"),
+        id="tls-to-plain-http",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectorError(TLS, ConnectionResetError()),
+        CONNECTING,
+        Verdict(Cause.TLS_HANDSHAKE, "connection reset during TLS handshake (site.test:443)"),
+        id="reset-during-handshake",
+    ),
+    pytest.param(
+        TimeoutError(),
+        CONNECTED,
+        Verdict(Cause.TIMEOUT, "no first byte within 2s"),
+        id="timeout-before-headers",
+    ),
+    pytest.param(
+        aiohttp.SocketTimeoutError("Timeout on reading data from socket"),
+        CONNECTED,
+        Verdict(Cause.TIMEOUT, "no first byte within 2s"),
+        id="aiohttp-socket-timeout-before-headers",
+    ),
+    pytest.param(
+        TimeoutError(),
+        HEADERS,
+        Verdict(Cause.READ_TIMEOUT, "body not complete within 2s"),
+        id="timeout-in-body",
+    ),
+    pytest.param(
+        aiohttp.ServerDisconnectedError(),
+        CONNECTED,
+        Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without answering"),
+        id="server-hung-up",
+    ),
+    pytest.param(
+        _bad_status_line(),
+        CONNECTED,
+        Verdict(
+            Cause.PROTOCOL_ERROR,
+            "invalid HTTP response: Bad status line: Expected HTTP/, RTSP/ or ICE/: "
+            "b'SSH-2.0-OpenSSH_9.6'",
+        ),
+        id="not-http",
+    ),
+    pytest.param(
+        aiohttp.ClientPayloadError("Response payload is not completed"),
+        HEADERS,
+        Verdict(Cause.PROTOCOL_ERROR, "broken body: Response payload is not completed"),
+        id="body-cut-short",
+    ),
+    pytest.param(
+        aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"),
+        HEADERS,
+        Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server"),
+        id="reset-after-connecting",
+    ),
+    pytest.param(
+        aiohttp.ClientConnectionError("Connection lost: [Errno 32] Broken pipe"),
+        CONNECTED,
+        Verdict(Cause.PROTOCOL_ERROR, "Connection lost: [Errno 32] Broken pipe"),
+        id="other-error-after-connecting",
+    ),
+]
+
+
+@pytest.mark.parametrize(("exc", "stamps", "expected"), EXCEPTIONS)
+def test_classify_exception(exc: Exception, stamps: Stamps, expected: Verdict) -> None:
+    assert classify_exception(exc, stamps, timeout=2.0) == expected
+
+
+def test_long_messages_are_cut_to_one_short_line() -> None:
+    exc = aiohttp.ClientConnectionError("x" * 500 + "\nsecond line")
+    detail = classify_exception(exc, CONNECTED, timeout=2.0).detail
+    assert "\n" not in detail
+    assert len(detail) <= 160
