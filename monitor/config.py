@@ -91,7 +91,9 @@ def parse_config(text: str, *, file: str, env: Mapping[str, str]) -> Config:
     )
     defaults = _parse_defaults(reader, keys["defaults"]) if "defaults" in keys else _Defaults()
     return Config(
-        storage=_parse_storage(reader, keys["storage"]) if "storage" in keys else _default_storage(),
+        storage=_parse_storage(reader, keys["storage"])
+        if "storage" in keys
+        else _default_storage(),
         server=_parse_server(reader, keys["server"]) if "server" in keys else _default_server(),
         sites=_parse_sites(reader, keys["sites"], defaults),
     )

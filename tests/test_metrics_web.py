@@ -19,8 +19,14 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 def _result(ok: bool, cause: Cause, status: int | None, phases: Phases) -> ProbeResult:
     return ProbeResult(
-        monitor="shop", role=Role.EDGE, origin=None, time=T0, ok=ok, cause=cause,
-        status=status, phases=phases,
+        monitor="shop",
+        role=Role.EDGE,
+        origin=None,
+        time=T0,
+        ok=ok,
+        cause=cause,
+        status=status,
+        phases=phases,
     )
 
 
@@ -45,8 +51,12 @@ def test_observe_probe_sets_blackbox_series_and_counts() -> None:
     assert tls == 0
     failures = {**labels, "result": "failure", "cause": "connect_refused"}
     assert registry.get_sample_value("monitor_checks_total", failures) == 1
-    assert registry.get_sample_value("monitor_checks_total", {**labels, "result": "success",
-                                                              "cause": "ok"}) == 1
+    assert (
+        registry.get_sample_value(
+            "monitor_checks_total", {**labels, "result": "success", "cause": "ok"}
+        )
+        == 1
+    )
 
 
 async def _serve(app: web.Application) -> AsyncIterator[str]:
@@ -89,9 +99,12 @@ async def test_metrics_endpoint_serves_prometheus_text(base_url: str) -> None:
     [
         pytest.param(Health(True, True), 200, {"status": "ok"}, id="healthy"),
         pytest.param(Health(False, True), 503, {"scheduler": "stalled"}, id="scheduler-stalled"),
-        pytest.param(Health(True, False, "db down"), 503, {"store": "failing",
-                                                           "store_error": "db down"},
-                     id="store-failing"),
+        pytest.param(
+            Health(True, False, "db down"),
+            503,
+            {"store": "failing", "store_error": "db down"},
+            id="store-failing",
+        ),
     ],
 )
 async def test_healthz(

@@ -56,7 +56,9 @@ def test_planned_time(now: float, offset: float, interval: float, expected: floa
         pytest.param(100.0, 100.0, 10.0, 0, id="same-point"),
     ],
 )
-def test_missed_between(previous: float | None, planned: float, interval: float, expected: int) -> None:
+def test_missed_between(
+    previous: float | None, planned: float, interval: float, expected: int
+) -> None:
     assert missed_between(previous, planned, interval) == expected
 
 
@@ -69,7 +71,9 @@ def test_misfire_grace_is_about_half_the_interval(interval: float, grace: int) -
 
 
 async def test_real_scheduler_fires_every_site_on_its_grid() -> None:
-    sites = [Site(name=f"s{i}", url="http://127.0.0.1/", interval=1.0, timeout=0.5) for i in range(3)]
+    sites = [
+        Site(name=f"s{i}", url="http://127.0.0.1/", interval=1.0, timeout=0.5) for i in range(3)
+    ]
     fired: Counter[str] = Counter()
 
     async def run_round(site: Site) -> None:

@@ -1,0 +1,103 @@
+"""Command line: ``monitor run | validate | db upgrade``; the one place objects are wired."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__, logs
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, StoreError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # bad usage or a bad config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    command: str = args.command
+    if command == "validate":
+        return _validate(args.config, config)
+    logs.configure(getattr(logging, args.log_level.upper()))
+    if command == "run":
+        from monitor.daemon import run_daemon  # heavy imports only for the daemon
+
+        return asyncio.run(run_daemon(config))
+    return asyncio.run(_db_upgrade(config))
+
+
+def _validate(path: str, config: Config) -> int:
+    count = len(config.sites)
+    print(f"{path}: ok ({count} site{'s' if count != 1 else ''})")
+    return EXIT_OK
+
+
+async def _db_upgrade(config: Config) -> int:
+    from monitor.store import SqlStore
+
+    store = SqlStore(config.storage.url)
+    try:
+        await store.upgrade()
+    except StoreError as exc:
+        print(f"monitor: cannot upgrade {config.storage.display_url}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await store.close()
+    print(f"{config.storage.display_url}: schema is up to date")
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitor",
+        description="Uptime monitor: checks sites and their origins, says which layer broke.",
+    )
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the daemon",
+        description="Run the daemon "
+        "until SIGTERM or SIGINT; finished checks are stored before exit.",
+    )
+    _add_config(run)
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log (default: info)",
+    )
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a config file and exit",
+        description="Check a config file; exit 0 if valid, 2 if not.",
+    )
+    _add_config(validate)
+
+    db = commands.add_parser("db", help="database commands", description="Database commands.")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade = db_commands.add_parser(
+        "upgrade",
+        help="apply schema migrations and exit",
+        description="Apply every pending schema migration.",
+    )
+    _add_config(upgrade)
+    upgrade.set_defaults(log_level="warning")
+    return parser
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", required=True, metavar="FILE", help="the YAML config file"
+    )

@@ -1,0 +1,154 @@
+"""The Store on SQLAlchemy 2.0 async: SQLite (aiosqlite) by default, PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from alembic.util import CommandError
+from sqlalchemy import RowMapping, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from monitor.errors import StoreError
+from monitor.models import PHASES, Cause, Phases, ProbeResult, Role
+from monitor.store import migrate
+from monitor.store.tables import check_results, monitors
+
+# Per connection: WAL lets readers work during a write; NORMAL is durable enough with WAL;
+# busy_timeout makes a second process wait for the write lock instead of failing at once.
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+class SqlStore:
+    """A Store on one SQLAlchemy URL, e.g. ``sqlite+aiosqlite:///monitor.db`` (relative to
+    the working directory) or ``postgresql+asyncpg://user:password@host/db``.
+
+    Results of a monitor that was never registered register it on the way.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_async_engine(url)
+        if self._engine.dialect.name == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _set_sqlite_pragmas)
+        self._monitor_ids: dict[str, int] = {}
+
+    async def upgrade(self) -> None:
+        with _translated("upgrading the schema"):
+            await migrate.upgrade(self._engine)
+
+    async def register_monitors(self, names: Sequence[str]) -> None:
+        with _translated("registering monitors"):
+            async with self._engine.begin() as conn:
+                ids = await _ensure_monitors(conn, names)
+        self._monitor_ids.update(ids)  # only once committed: a rollback would void the ids
+
+    async def write_results(self, results: Sequence[ProbeResult]) -> None:
+        if not results:
+            return
+        unknown = {r.monitor for r in results} - self._monitor_ids.keys()
+        with _translated(f"writing {len(results)} results"):
+            async with self._engine.begin() as conn:
+                new_ids = await _ensure_monitors(conn, sorted(unknown))
+                ids = self._monitor_ids | new_ids
+                rows = [_row(r, ids[r.monitor]) for r in results]
+                await conn.execute(check_results.insert(), rows)
+        self._monitor_ids.update(new_ids)
+
+    async def fetch_results(self, monitor: str, limit: int = 100) -> list[ProbeResult]:
+        query = (
+            select(check_results, monitors.c.name)
+            .join(monitors)
+            .where(monitors.c.name == monitor)
+            .order_by(check_results.c.time.desc(), check_results.c.id.desc())
+            .limit(limit)
+        )
+        with _translated(f"reading results of {monitor!r}"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).mappings().all()
+        return [_result(row) for row in rows]
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """The one place where database and driver errors become StoreError."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise StoreError(f"{action}: {_driver_message(exc)}") from exc
+    except (OSError, CommandError) as exc:  # connect failures; a revision we do not know
+        raise StoreError(f"{action}: {type(exc).__name__}: {exc}") from exc
+
+
+def _driver_message(exc: DBAPIError) -> str:
+    """The driver's most specific error and its message, without SQLAlchemy's additions
+    (the SQL and its parameters, which can be thousands of rows)."""
+    orig: BaseException = exc.orig if exc.orig is not None else exc
+    specific = orig.__cause__ or orig  # asyncpg's own error hides behind a DBAPI adapter
+    return f"{type(specific).__name__}: {orig}"
+
+
+async def _ensure_monitors(conn: AsyncConnection, names: Iterable[str]) -> dict[str, int]:
+    """Insert the monitors that are missing, race-free, and return the ids of ``names``."""
+    names = list(names)
+    if not names:
+        return {}
+    await conn.execute(_insert_or_ignore(conn.dialect.name), [{"name": name} for name in names])
+    query = select(monitors.c.name, monitors.c.id).where(monitors.c.name.in_(names))
+    return {name: id_ for name, id_ in (await conn.execute(query)).all()}
+
+
+def _insert_or_ignore(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (name) DO NOTHING: two processes registering one name both win."""
+    if dialect == "postgresql":
+        return postgresql.insert(monitors).on_conflict_do_nothing(index_elements=["name"])
+    return sqlite.insert(monitors).on_conflict_do_nothing(index_elements=["name"])
+
+
+def _row(result: ProbeResult, monitor_id: int) -> dict[str, Any]:
+    return {
+        "monitor_id": monitor_id,
+        "time": result.time,
+        "role": result.role.value,
+        "origin": result.origin,
+        "ok": result.ok,
+        "cause": result.cause.value,
+        "detail": result.detail,
+        "status": result.status,
+        "peer_ip": result.peer_ip,
+        **{f"{phase}_s": seconds for phase, seconds in result.phases.items()},
+        "total_s": result.phases.total,
+    }
+
+
+def _result(row: RowMapping) -> ProbeResult:
+    phases = Phases(**{phase: row[f"{phase}_s"] for phase in PHASES}, total=row["total_s"])
+    return ProbeResult(
+        monitor=row["name"],
+        role=Role(row["role"]),
+        origin=row["origin"],
+        time=row["time"],
+        ok=row["ok"],
+        cause=Cause(row["cause"]),
+        detail=row["detail"],
+        status=row["status"],
+        peer_ip=row["peer_ip"],
+        phases=phases,
+    )
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()

@@ -1,0 +1,89 @@
+"""The SQL schema as SQLAlchemy Core tables: what migrations are compared against."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    func,
+)
+
+from monitor.models import PHASES
+
+# Named constraints keep migrations stable: unnamed ones get names each backend invents.
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp, stored in UTC and always read back as UTC-aware.
+
+    SQLite has no timezone type: SQLAlchemy drops the offset when writing and returns
+    naive values, so values are converted to UTC before they are written.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: the store needs UTC-aware times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False, server_default=func.current_timestamp()),
+)
+
+check_results = Table(
+    "check_results",
+    metadata,
+    # SQLite only auto-increments an INTEGER PRIMARY KEY, which is 64-bit there anyway.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("monitor_id", Integer, ForeignKey(monitors.c.id), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Column("role", String, nullable=False),
+    Column("origin", String, nullable=True),
+    Column("ok", Boolean, nullable=False),
+    Column("cause", String, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("status", SmallInteger, nullable=True),
+    # One column per phase, in seconds, named after models.PHASES; NULL = never reached.
+    *(Column(f"{phase}_s", Float, nullable=True) for phase in PHASES),
+    Column("total_s", Float, nullable=False),
+    Column("peer_ip", String, nullable=True),
+    Index(None, "monitor_id", "time"),
+)

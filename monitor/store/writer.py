@@ -1,0 +1,127 @@
+"""Batches results into few transactions and keeps them through database outages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from monitor.errors import StoreError
+from monitor.models import ProbeResult
+
+if TYPE_CHECKING:
+    from monitor.store import Store
+
+logger = logging.getLogger("monitor.store")
+
+FIRST_RETRY_DELAY = 0.5  # seconds
+MAX_RETRY_DELAY = 30.0  # seconds
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait after ``failures`` failed writes in a row: 0.5, 1, 2, ... up to 30."""
+    # The exponent is capped (2**10 * 0.5 s is well past 30 s) so long outages cannot overflow.
+    return min(FIRST_RETRY_DELAY * 2.0 ** min(failures - 1, 10), MAX_RETRY_DELAY)
+
+
+class BatchWriter:
+    """Queues results in memory and writes them in batches from one task.
+
+    A failed batch stays at the head of the queue and is retried with backoff until it is
+    written, so nothing is dropped and order is kept. ``on_written(seconds, rows)`` is
+    called after each successful write.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_size: int = 1000,
+        on_written: Callable[[float, int], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._batch_size = batch_size
+        self._on_written = on_written
+        self._queue: deque[ProbeResult] = deque()
+        self._arrived = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
+
+    @property
+    def pending(self) -> int:
+        """Rows submitted but not written yet, including the batch being written."""
+        return len(self._queue)
+
+    @property
+    def healthy(self) -> bool:
+        """True unless the last write attempt failed."""
+        return self._last_error is None
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last write attempt failed; None once a write succeeds."""
+        return self._last_error
+
+    def submit(self, result: ProbeResult) -> None:
+        """Queue one result; never blocks."""
+        self._queue.append(result)
+        self._arrived.set()
+
+    def start(self) -> None:
+        """Start the task that writes; call from inside the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
+
+    # The timeout bounds the flush, not the call: close still reports what it left behind.
+    async def close(self, timeout: float) -> int:  # noqa: ASYNC109
+        """Write what can be written within ``timeout`` seconds, stop, and return how many
+        rows were left unwritten (0 normally).
+
+        An unexpected exception that ended the writing task is raised here.
+        """
+        self._closing = True
+        self._arrived.set()
+        task = self._task
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout)
+            task.cancel()  # does nothing when it finished on its own
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.result()
+        return len(self._queue)
+
+    async def _drain(self) -> None:
+        failures = 0
+        while self._queue or not self._closing:
+            if not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            elif await self._write_head():
+                failures = 0
+            else:
+                failures += 1
+                await asyncio.sleep(retry_delay(failures))
+
+    async def _write_head(self) -> bool:
+        """Write the oldest batch and drop it from the queue; False if the store failed."""
+        batch = list(islice(self._queue, self._batch_size))
+        started = time.perf_counter()
+        try:
+            await self._store.write_results(batch)
+        except StoreError as exc:
+            logger.warning("writing %d results failed, will retry: %s", len(batch), exc)
+            self._last_error = str(exc)
+            return False
+        seconds = time.perf_counter() - started
+        for _ in batch:
+            self._queue.popleft()
+        if self._last_error is not None:
+            logger.info("writing results works again")
+            self._last_error = None
+        if self._on_written is not None:
+            self._on_written(seconds, len(batch))
+        return True

@@ -1,0 +1,147 @@
+"""BatchWriter against a real SQLite store, and against one that fails on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import StoreError
+from monitor.models import Cause, ProbeResult, Role
+from monitor.store import BatchWriter, SqlStore
+from monitor.store.writer import retry_delay
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def probe(second: int) -> ProbeResult:
+    """The result of monitor "shop" ``second`` seconds after T0."""
+    time = T0 + timedelta(seconds=second)
+    return ProbeResult(
+        monitor="shop", role=Role.EDGE, origin=None, time=time, ok=True, cause=Cause.OK
+    )
+
+
+class FailingStore:
+    """A Store whose first ``failures`` writes raise StoreError; the rest reach SQLite."""
+
+    def __init__(self, store: SqlStore, failures: int) -> None:
+        self.store = store
+        self.failures_left = failures
+        self.attempts: list[list[ProbeResult]] = []
+        self.failed = asyncio.Event()
+
+    async def write_results(self, results: Sequence[ProbeResult]) -> None:
+        self.attempts.append(list(results))
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            self.failed.set()
+            raise StoreError("database is locked")
+        await self.store.write_results(results)
+
+    async def upgrade(self) -> None:
+        await self.store.upgrade()
+
+    async def register_monitors(self, names: Sequence[str]) -> None:
+        await self.store.register_monitors(names)
+
+    async def fetch_results(self, monitor: str, limit: int = 100) -> list[ProbeResult]:
+        return await self.store.fetch_results(monitor, limit)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}")
+    await store.upgrade()
+    await store.register_monitors(["shop"])
+    yield store
+    await store.close()
+
+
+async def test_everything_submitted_is_written_in_batches(store: SqlStore) -> None:
+    writes: list[tuple[float, int]] = []
+    writer = BatchWriter(store, batch_size=1000, on_written=lambda s, n: writes.append((s, n)))
+    writer.start()
+    for second in range(5000):
+        writer.submit(probe(second))
+    assert writer.pending == 5000
+
+    assert await writer.close(timeout=30) == 0
+
+    assert [rows for _, rows in writes] == [1000] * 5
+    assert all(seconds > 0 for seconds, _ in writes)
+    assert writer.pending == 0
+    assert writer.healthy
+    written = await store.fetch_results("shop", limit=10_000)
+    assert written == [probe(second) for second in reversed(range(5000))]
+
+
+async def test_rows_submitted_during_a_write_go_into_the_next_batch(store: SqlStore) -> None:
+    rows: list[int] = []
+    writer = BatchWriter(store, on_written=lambda _, n: rows.append(n))
+    writer.start()
+    writer.submit(probe(0))
+    await asyncio.sleep(0)  # the writer takes the first row and starts writing
+    writer.submit(probe(1))
+    writer.submit(probe(2))
+
+    assert await writer.close(timeout=30) == 0
+    assert rows == [1, 2]
+
+
+async def test_a_failing_store_loses_nothing_and_keeps_order(
+    store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing = FailingStore(store, failures=1)
+    writer = BatchWriter(failing, batch_size=3)
+    writer.start()
+    for second in range(5):
+        writer.submit(probe(second))
+
+    await failing.failed.wait()
+    assert not writer.healthy
+    assert writer.last_error == "database is locked"
+    assert writer.pending == 5
+
+    assert await writer.close(timeout=30) == 0
+    assert writer.healthy
+    assert writer.last_error is None
+    first_batch = [probe(0), probe(1), probe(2)]
+    assert failing.attempts == [first_batch, first_batch, [probe(3), probe(4)]]
+    assert await store.fetch_results("shop") == [probe(s) for s in (4, 3, 2, 1, 0)]
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.name == "monitor.store"
+    assert "writing 3 results failed" in warning.getMessage()
+
+
+async def test_close_gives_up_on_a_dead_store_and_counts_what_is_left(store: SqlStore) -> None:
+    failing = FailingStore(store, failures=1_000_000)
+    writer = BatchWriter(failing, batch_size=2)
+    writer.start()
+    for second in range(5):
+        writer.submit(probe(second))
+
+    assert await writer.close(timeout=0.2) == 5
+    assert not writer.healthy
+    assert writer.pending == 5
+
+
+async def test_close_without_start_reports_the_rows_never_written(store: SqlStore) -> None:
+    writer = BatchWriter(store)
+    writer.submit(probe(0))
+    assert await writer.close(timeout=1) == 1
+
+
+@pytest.mark.parametrize(
+    ("failures", "seconds"),
+    [(1, 0.5), (2, 1.0), (3, 2.0), (6, 16.0), (7, 30.0), (10_000, 30.0)],
+)
+def test_retries_back_off_exponentially_up_to_30_seconds(failures: int, seconds: float) -> None:
+    assert retry_delay(failures) == seconds
