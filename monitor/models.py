@@ -7,6 +7,24 @@ from datetime import datetime
 from enum import StrEnum
 
 
+class Kind(StrEnum):
+    """What sort of probe produced a result."""
+
+    HTTP = "http"
+    DNS = "dns"
+    TCP = "tcp"
+    TLS = "tls"
+    ICMP = "icmp"
+
+
+class IpVersion(StrEnum):
+    """Which address family to connect over when a name has both."""
+
+    ANY = "any"
+    V4 = "4"
+    V6 = "6"
+
+
 class Role(StrEnum):
     """Which side of a site a probe looked at."""
 
@@ -60,23 +78,105 @@ class StatusRange:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonExpect:
+    """A value in a JSON body: ``path`` like ``data.items[0].state``; equal to or matching."""
+
+    path: str
+    equals: object = None  # any JSON value; compared when ``matches`` is None
+    matches: str | None = None  # a regular expression for the value's text
+
+
+@dataclass(frozen=True, slots=True)
 class Expect:
-    """What a healthy answer looks like."""
+    """What a healthy answer looks like; each field is one named expectation."""
 
     status: tuple[StatusRange, ...] = (StatusRange(200, 399),)
     body_contains: str | None = None
+    body_not_contains: str | None = None
+    body_matches: str | None = None  # a regular expression searched in the body
+    json: tuple[JsonExpect, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # (header name, regular expression)
+    max_latency: float | None = None  # seconds, over the probe's total
 
     def accepts_status(self, status: int) -> bool:
         return any(status in r for r in self.status)
 
 
 @dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """How to ask: everything about the request except where it goes."""
+
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None
+    follow_redirects: bool = False
+    max_redirects: int = 10
+    basic_auth: tuple[str, str] | None = None  # (user, password)
+    bearer_token: str | None = None
+    ip_version: IpVersion = IpVersion.ANY
+    proxy: str | None = None  # http://host:port
+
+
+@dataclass(frozen=True, slots=True)
 class Origin:
-    """A server behind the site's edge: an ``address`` (host:port) or its own ``url``."""
+    """A server behind the site's edge.
+
+    With ``address`` (``host``, ``host:port`` or ``[v6]:port``) the probe connects there
+    but sends the site's Host header and TLS SNI, and verifies the certificate against the
+    site's name, or ``tls_verify_name``; ``tls_verify=False`` turns verification off.
+    With ``url`` the origin's own health endpoint is probed as it is.
+    """
 
     name: str
     address: str | None = None
     url: str | None = None
+    tls_verify_name: str | None = None
+    tls_verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DnsCheck:
+    """Resolve ``query`` (a ``record`` type) at each resolver and compare the answers."""
+
+    query: str
+    record: str = "A"  # A, AAAA, CNAME, MX, NS, TXT
+    resolvers: tuple[str, ...] = ()  # "ip" or "ip:port"; empty: the system's resolver
+    expect: tuple[str, ...] = ()  # the exact set of answers; empty: any answer at all
+
+
+@dataclass(frozen=True, slots=True)
+class TcpCheck:
+    """Connect to ``host:port``; optionally send bytes and expect text in the reply."""
+
+    host: str
+    port: int
+    send: str | None = None
+    expect_reply: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TlsCheck:
+    """Handshake with ``host:port`` and judge the certificate and protocol."""
+
+    host: str
+    port: int = 443
+    server_name: str | None = None  # SNI and the name verified; default: host
+    verify: bool = True
+    min_days: float = 14.0  # fail when the certificate expires sooner
+    min_version: str | None = None  # "TLSv1.2" or "TLSv1.3"
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpCheck:
+    """Ping ``host`` ``count`` times; judge loss and round-trip time."""
+
+    host: str
+    count: int = 3
+    max_loss: float = 0.0  # fraction of pings that may be lost, 0.0-1.0
+    max_rtt: float | None = None  # seconds, average round trip
+
+
+CheckSpec = DnsCheck | TcpCheck | TlsCheck | IcmpCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +188,23 @@ class Site:
     interval: float  # seconds
     timeout: float  # seconds, always shorter than interval
     expect: Expect = Expect()
+    request: HttpRequest = HttpRequest()
     origins: tuple[Origin, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()  # extra checks of the site (tls, dns, tcp, icmp)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A stand-alone check of another kind (the ``checks:`` list of the config)."""
+
+    name: str
+    interval: float
+    timeout: float
+    spec: CheckSpec
+
+
+Monitor = Site | Check
+"""Anything the scheduler fires: a site (with its origins) or a stand-alone check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +237,8 @@ class ProbeResult:
     ok: bool
     cause: Cause
     detail: str = ""  # one human line: what went wrong, or "" when ok
+    kind: Kind = Kind.HTTP
+    target: str = ""  # what was probed, for people: a URL, host:port, "A shop.test @ 127.0.0.1"
     status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()  # only the headers that tell who answered
     peer_ip: str | None = None
@@ -128,3 +246,17 @@ class ProbeResult:
     body_truncated: bool = False
     failed: tuple[str, ...] = ()  # names of failed expectations, e.g. ("status",)
     phases: Phases = field(default_factory=Phases)
+    tls_version: str | None = None  # e.g. "TLSv1.3", when a TLS handshake completed
+    cert_not_after: datetime | None = None  # the peer certificate's expiry (UTC)
+    answers: tuple[str, ...] = ()  # DNS answers; ICMP round trips; a TCP reply's first line
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeContext:
+    """Who a probe works for: the labels and clock its result carries, and its time limit."""
+
+    monitor: str
+    role: Role
+    origin: str | None
+    time: datetime
+    timeout: float
