@@ -6,20 +6,19 @@ adds reading the file. Every mistake is a ``ConfigError`` naming file, line and 
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from monitor.durations import format_duration, parse_duration
+from monitor import config_checks, config_http, config_values
+from monitor.durations import format_duration
 from monitor.errors import ConfigError
-from monitor.models import Expect, Origin, Site, StatusRange
+from monitor.models import Check, CheckSpec, Expect, Origin, Site
 from monitor.yamlnodes import NodeReader, compose
 
 DEFAULT_STORAGE_URL = "sqlite+aiosqlite:///monitor.db"
@@ -28,9 +27,6 @@ DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0
 MIN_INTERVAL = 1.0
 STORAGE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_STATUS_RANGE = re.compile(r"(\d{3})(?:\s*-\s*(\d{3}))?")
-_HOST_PORT = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s/]+))(?::(?P<port>\d+))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +54,12 @@ class Config:
     storage: Storage
     server: Server
     sites: tuple[Site, ...]
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def monitors(self) -> tuple[Site | Check, ...]:
+        """Everything the scheduler fires, sites first."""
+        return (*self.sites, *self.checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,21 +83,21 @@ def parse_config(text: str, *, file: str, env: Mapping[str, str]) -> Config:
     """Parse and validate a whole config; raises ConfigError at the first mistake."""
     root = compose(text, file=file)
     if root is None:
-        raise ConfigError("the config is empty (at least one site is required)", file=file, line=1)
+        message = "the config is empty (at least one site or check is required)"
+        raise ConfigError(message, file=file, line=1)
     reader = NodeReader(file=file, env=env)
     keys = reader.mapping(
-        root,
-        "",
-        allowed=frozenset({"storage", "server", "defaults", "sites"}),
-        required=frozenset({"sites"}),
+        root, "", allowed=frozenset({"storage", "server", "defaults", "sites", "checks"})
     )
     defaults = _parse_defaults(reader, keys["defaults"]) if "defaults" in keys else _Defaults()
+    sites, checks = _parse_monitors(reader, keys, defaults)
     return Config(
         storage=_parse_storage(reader, keys["storage"])
         if "storage" in keys
         else _default_storage(),
         server=_parse_server(reader, keys["server"]) if "server" in keys else _default_server(),
-        sites=_parse_sites(reader, keys["sites"], defaults),
+        sites=sites,
+        checks=checks,
     )
 
 
@@ -104,7 +106,7 @@ def _default_storage() -> Storage:
 
 
 def _default_server() -> Server:
-    host, port = _split_host_port(DEFAULT_LISTEN)
+    host, port = config_values.split_host_port(DEFAULT_LISTEN)
     return Server(host=host, port=port or 0)
 
 
@@ -122,7 +124,7 @@ def _parse_server(reader: NodeReader, node: yaml.Node) -> Server:
     if "listen" not in keys:
         return _default_server()
     text = reader.scalar_text(keys["listen"], "server.listen")
-    host, port = _split_host_port(text)
+    host, port = config_values.split_host_port(text)
     if not host or port is None or not 0 < port < 65536:
         message = "must be host:port, e.g. 127.0.0.1:9108 or [::1]:9108"
         raise reader.error(keys["listen"], "server.listen", message)
@@ -137,110 +139,153 @@ def _parse_defaults(reader: NodeReader, node: yaml.Node) -> _Defaults:
     return _Defaults(interval=interval, timeout=timeout)
 
 
-_SITE_KEYS = frozenset({"name", "url", "interval", "timeout", "expect", "origins"})
+_SITE_KEYS = frozenset({"name", "url", "interval", "timeout", "expect", "origins", "checks"})
+_SITE_KEYS |= config_http.REQUEST_KEYS
+_ORIGIN_KEYS = frozenset({"name", "address", "url", "tls_verify_name", "tls_verify"})
 
 
-def _parse_sites(reader: NodeReader, node: yaml.Node, defaults: _Defaults) -> tuple[Site, ...]:
-    items = reader.sequence(node, "sites")
-    if not items:
-        raise reader.error(node, "sites", "at least one site is required")
-    sites: list[Site] = []
+def _parse_monitors(
+    reader: NodeReader, keys: dict[str, yaml.Node], defaults: _Defaults
+) -> tuple[tuple[Site, ...], tuple[Check, ...]]:
+    """Sites and stand-alone checks; their names share one space (the metric label)."""
+    sites = _parse_list(reader, keys.get("sites"), "sites", defaults, _parse_site)
+    checks = _parse_list(reader, keys.get("checks"), "checks", defaults, _parse_check)
+    if not sites and not checks:
+        node = keys.get("sites") or keys.get("checks")
+        line = None if node is None else node.start_mark.line + 1
+        raise ConfigError(
+            "at least one site or check is required", file=reader.file, line=line, field="sites"
+        )
+    named = [("sites", i, s.name, n) for i, (s, n) in enumerate(sites)]
+    named += [("checks", i, c.name, n) for i, (c, n) in enumerate(checks)]
     seen: set[str] = set()
-    for index, item in enumerate(items):
-        field = f"sites[{index}]"
-        site = _parse_site(reader, item, field, defaults)
-        if site.name in seen:
-            name_node = reader.mapping(item, field, allowed=_SITE_KEYS)["name"]
-            raise reader.error(name_node, f"{field}.name", f"duplicate site name {site.name!r}")
-        seen.add(site.name)
-        sites.append(site)
-    return tuple(sites)
+    for kind, index, name, node in named:
+        if name in seen:
+            name_node = reader.mapping_keys(node, f"{kind}[{index}]")["name"]
+            message = f"duplicate name {name!r} (sites and checks share names)"
+            raise reader.error(name_node, f"{kind}[{index}].name", message)
+        seen.add(name)
+    return tuple(s for s, _ in sites), tuple(c for c, _ in checks)
+
+
+_T = TypeVar("_T", Site, Check)
+
+
+def _parse_list(
+    reader: NodeReader,
+    node: yaml.Node | None,
+    field: str,
+    defaults: _Defaults,
+    parse: Callable[[NodeReader, yaml.Node, str, _Defaults], _T],
+) -> list[tuple[_T, yaml.Node]]:
+    if node is None:
+        return []
+    items = reader.sequence(node, field)
+    return [(parse(reader, item, f"{field}[{i}]", defaults), item) for i, item in enumerate(items)]
 
 
 def _parse_site(reader: NodeReader, node: yaml.Node, field: str, defaults: _Defaults) -> Site:
     keys = reader.mapping(node, field, allowed=_SITE_KEYS, required=frozenset({"name", "url"}))
-    interval = _duration(reader, keys, "interval", field, defaults.interval)
-    timeout = _duration(reader, keys, "timeout", field, min(defaults.timeout, interval / 2))
-    _check_timing(reader, keys, field, interval, timeout)
+    interval, timeout = _timing(reader, keys, field, defaults)
+    url = config_values.http_url(reader, keys["url"], f"{field}.url")
+    expect = (
+        config_http.parse_expect(reader, keys["expect"], f"{field}.expect")
+        if "expect" in keys
+        else Expect()
+    )
+    if expect.max_latency is not None and expect.max_latency >= timeout:
+        node_ = reader.mapping_keys(keys["expect"], f"{field}.expect")["max_latency"]
+        message = f"must be shorter than timeout ({format_duration(timeout)})"
+        raise reader.error(node_, f"{field}.expect.max_latency", message)
     return Site(
-        name=_name(reader, keys["name"], f"{field}.name"),
-        url=_http_url(reader, keys["url"], f"{field}.url"),
+        name=config_values.name(reader, keys["name"], f"{field}.name"),
+        url=url,
         interval=interval,
         timeout=timeout,
-        expect=_parse_expect(reader, keys["expect"], f"{field}.expect")
-        if "expect" in keys
-        else Expect(),
+        expect=expect,
+        request=config_http.parse_request(reader, keys, field),
         origins=_parse_origins(reader, keys["origins"], f"{field}.origins")
         if "origins" in keys
+        else (),
+        checks=_parse_site_checks(reader, keys["checks"], f"{field}.checks", url)
+        if "checks" in keys
         else (),
     )
 
 
-def _parse_expect(reader: NodeReader, node: yaml.Node, field: str) -> Expect:
-    keys = reader.mapping(node, field, allowed=frozenset({"status", "body_contains"}))
-    status = Expect().status
-    if "status" in keys:
-        items = reader.sequence(keys["status"], f"{field}.status")
-        if not items:
-            raise reader.error(keys["status"], f"{field}.status", "must list at least one code")
-        status = tuple(
-            _status_range(reader, item, f"{field}.status[{i}]") for i, item in enumerate(items)
-        )
-    body = keys.get("body_contains")
-    return Expect(
-        status=status,
-        body_contains=None if body is None else reader.string(body, f"{field}.body_contains"),
+def _parse_site_checks(
+    reader: NodeReader, node: yaml.Node, field: str, url: str
+) -> tuple[CheckSpec, ...]:
+    site = config_checks.SiteTarget.of(url)
+    specs: list[CheckSpec] = []
+    for index, item in enumerate(reader.sequence(node, field)):
+        where = f"{field}[{index}]"
+        kind = config_checks.kind_of(reader, reader.mapping_keys(item, where), item, where)
+        allowed = config_checks.KIND_KEYS[kind] | {"kind"}
+        keys = reader.mapping(item, where, allowed=allowed)
+        specs.append(config_checks.parse_spec(reader, kind, keys, item, where, site))
+    return tuple(specs)
+
+
+def _parse_check(reader: NodeReader, node: yaml.Node, field: str, defaults: _Defaults) -> Check:
+    kind = config_checks.kind_of(reader, reader.mapping_keys(node, field), node, field)
+    allowed = config_checks.KIND_KEYS[kind] | {"kind", "name", "interval", "timeout"}
+    keys = reader.mapping(node, field, allowed=allowed, required=frozenset({"name"}))
+    interval, timeout = _timing(reader, keys, field, defaults)
+    return Check(
+        name=config_values.name(reader, keys["name"], f"{field}.name"),
+        interval=interval,
+        timeout=timeout,
+        spec=config_checks.parse_spec(reader, kind, keys, node, field, None),
     )
-
-
-def _status_range(reader: NodeReader, node: yaml.Node, field: str) -> StatusRange:
-    text = reader.scalar_text(node, field)
-    match = _STATUS_RANGE.fullmatch(text.strip())
-    low = int(match.group(1)) if match else 0
-    high = int(match.group(2) or low) if match else 0
-    if not (match and 100 <= low <= high <= 599):
-        message = f"{text!r} is not a status code (100-599) or a range like 200-399"
-        raise reader.error(node, field, message)
-    return StatusRange(low, high)
 
 
 def _parse_origins(reader: NodeReader, node: yaml.Node, field: str) -> tuple[Origin, ...]:
     origins: list[Origin] = []
     for index, item in enumerate(reader.sequence(node, field)):
         where = f"{field}[{index}]"
-        keys = reader.mapping(
-            item, where, allowed=frozenset({"name", "address", "url"}), required=frozenset({"name"})
-        )
-        name = _name(reader, keys["name"], f"{where}.name")
+        keys = reader.mapping(item, where, allowed=_ORIGIN_KEYS, required=frozenset({"name"}))
+        name = config_values.name(reader, keys["name"], f"{where}.name")
         if any(o.name == name for o in origins):
             raise reader.error(keys["name"], f"{where}.name", f"duplicate origin name {name!r}")
         if ("address" in keys) == ("url" in keys):
             raise reader.error(item, where, "needs exactly one of address or url")
-        address = keys.get("address")
-        url = keys.get("url")
-        origins.append(
-            Origin(
-                name=name,
-                address=None if address is None else _address(reader, address, f"{where}.address"),
-                url=None if url is None else _http_url(reader, url, f"{where}.url"),
-            )
-        )
+        origins.append(_origin(reader, keys, where, name))
     return tuple(origins)
+
+
+def _origin(reader: NodeReader, keys: dict[str, yaml.Node], where: str, name: str) -> Origin:
+    address = keys.get("address")
+    url = keys.get("url")
+    verify_name = keys.get("tls_verify_name")
+    return Origin(
+        name=name,
+        address=None
+        if address is None
+        else config_values.address(reader, address, f"{where}.address"),
+        url=None if url is None else config_values.http_url(reader, url, f"{where}.url"),
+        tls_verify_name=None
+        if verify_name is None
+        else config_values.host(reader, verify_name, f"{where}.tls_verify_name"),
+        tls_verify=reader.boolean(keys["tls_verify"], f"{where}.tls_verify")
+        if "tls_verify" in keys
+        else True,
+    )
+
+
+def _timing(
+    reader: NodeReader, keys: dict[str, yaml.Node], field: str, defaults: _Defaults
+) -> tuple[float, float]:
+    interval = _duration(reader, keys, "interval", field, defaults.interval)
+    timeout = _duration(reader, keys, "timeout", field, min(defaults.timeout, interval / 2))
+    _check_timing(reader, keys, field, interval, timeout)
+    return interval, timeout
 
 
 def _duration(
     reader: NodeReader, keys: dict[str, yaml.Node], key: str, field: str, default: float
 ) -> float:
-    if key not in keys:
-        return default
-    where = f"{field}.{key}"
-    try:
-        seconds = parse_duration(reader.scalar_text(keys[key], where))
-    except ValueError as exc:
-        raise reader.error(keys[key], where, str(exc)) from None
-    if seconds <= 0:
-        raise reader.error(keys[key], where, "must be longer than zero")
-    return seconds
+    return reader.duration(keys[key], f"{field}.{key}") if key in keys else default
 
 
 def _check_timing(
@@ -253,45 +298,3 @@ def _check_timing(
         node = keys.get("timeout") or keys["interval"]
         message = f"must be shorter than interval ({format_duration(interval)})"
         raise reader.error(node, f"{field}.timeout", message)
-
-
-def _name(reader: NodeReader, node: yaml.Node, field: str) -> str:
-    name = reader.string(node, field)
-    if not _NAME.fullmatch(name):
-        message = "may hold only letters, digits, '.', '_' and '-', starting with a letter or digit"
-        raise reader.error(node, field, message)
-    return name
-
-
-def _http_url(reader: NodeReader, node: yaml.Node, field: str) -> str:
-    url = reader.string(node, field)
-    try:
-        parts = urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or " " in url:
-        raise reader.error(node, field, f"{url!r} is not an http:// or https:// URL with a host")
-    return url
-
-
-def _address(reader: NodeReader, node: yaml.Node, field: str) -> str:
-    text = reader.string(node, field)
-    host, port = _split_host_port(text)
-    if not host or (port is not None and not 0 < port < 65536):
-        message = f"{text!r} is not an address like 203.0.113.10, host:8443 or [2001:db8::1]:443"
-        raise reader.error(node, field, message)
-    return text
-
-
-def _split_host_port(text: str) -> tuple[str, int | None]:
-    """``host:port``, ``[v6]:port``, or a bare host; ("", None) when it is none of these."""
-    text = text.strip()
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.IPv6Address(text)), None
-    match = _HOST_PORT.fullmatch(text)
-    if not match:
-        return "", None
-    port = match.group("port")
-    return match.group("v6") or match.group("host"), None if port is None else int(port)

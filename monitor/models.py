@@ -242,6 +242,7 @@ class ProbeResult:
     status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()  # only the headers that tell who answered
     peer_ip: str | None = None
+    peer_port: int | None = None
     body: bytes = b""  # the first bytes of the body, bounded
     body_truncated: bool = False
     failed: tuple[str, ...] = ()  # names of failed expectations, e.g. ("status",)

@@ -12,10 +12,14 @@ from collections.abc import Mapping
 
 import yaml
 
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KIND_NAMES = {
     yaml.MappingNode: "a mapping",
@@ -91,9 +95,72 @@ class NodeReader:
             raise self.error(node, field, f"must be a whole number, not {self._kind(node)}")
         return int(node.value.replace("_", ""), 0)
 
+    def number(self, node: yaml.Node, field: str) -> float:
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT, _FLOAT):
+            raise self.error(node, field, f"must be a number, not {self._kind(node)}")
+        return float(yaml.safe_load(node.value))
+
+    def boolean(self, node: yaml.Node, field: str) -> bool:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL:
+            raise self.error(node, field, f"must be true or false, not {self._kind(node)}")
+        return node.value.lower() in ("true", "yes", "on")
+
+    def duration(self, node: yaml.Node, field: str) -> float:
+        """Seconds from ``500ms``, ``10s``, ``1m``...; zero and negative are refused."""
+        try:
+            seconds = parse_duration(self.scalar_text(node, field))
+        except ValueError as exc:
+            raise self.error(node, field, str(exc)) from None
+        if seconds <= 0:
+            raise self.error(node, field, "must be longer than zero")
+        return seconds
+
+    def regex(self, node: yaml.Node, field: str) -> str:
+        """A regular expression, checked here so a typo fails at load time, not per check."""
+        pattern = self.string(node, field)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise self.error(node, field, f"is not a valid regular expression: {exc}") from None
+        return pattern
+
+    def string_map(self, node: yaml.Node, field: str) -> tuple[tuple[str, str], ...]:
+        """A mapping of names to strings, in the order written (e.g. HTTP headers)."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, field, f"must be a mapping, not {self._kind(node)}")
+        pairs: list[tuple[str, str]] = []
+        for key_node, value_node in node.value:
+            key = self.string(key_node, field)
+            if any(k.lower() == key.lower() for k, _ in pairs):
+                raise self.error(key_node, _join(field, key), "duplicate key")
+            pairs.append((key, self.scalar_text(value_node, _join(field, key))))
+        return tuple(pairs)
+
+    def string_list(self, node: yaml.Node, field: str) -> tuple[str, ...]:
+        items = self.sequence(node, field)
+        return tuple(self.scalar_text(item, f"{field}[{i}]") for i, item in enumerate(items))
+
+    def plain_value(self, node: yaml.Node, field: str) -> object:
+        """Any YAML value as plain Python (for comparing with JSON); strings get ``${VAR}``."""
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _STR:
+                return self.string(node, field)
+            return None if node.tag == _NULL else yaml.safe_load(node.value)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.plain_value(item, f"{field}[{i}]") for i, item in enumerate(node.value)]
+        keys = self.mapping_keys(node, field)
+        return {key: self.plain_value(value, _join(field, key)) for key, value in keys.items()}
+
+    def mapping_keys(self, node: yaml.Node, field: str) -> dict[str, yaml.Node]:
+        """A mapping with any string keys (duplicates still refused)."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, field, f"must be a mapping, not {self._kind(node)}")
+        keys = frozenset(k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode))
+        return self.mapping(node, field, allowed=keys)
+
     def scalar_text(self, node: yaml.Node, field: str) -> str:
         """A number or a string, as written (for values such as ``200`` or ``"200-399"``)."""
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_STR, _INT):
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_STR, _INT, _FLOAT):
             raise self.error(node, field, f"must be a number or a string, not {self._kind(node)}")
         return self.string(node, field) if node.tag == _STR else node.value
 

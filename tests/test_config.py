@@ -9,7 +9,17 @@ import pytest
 
 from monitor.config import Config, load_config, parse_config
 from monitor.errors import ConfigError
-from monitor.models import Expect, Origin, StatusRange
+from monitor.models import (
+    DnsCheck,
+    Expect,
+    IcmpCheck,
+    IpVersion,
+    JsonExpect,
+    Origin,
+    StatusRange,
+    TcpCheck,
+    TlsCheck,
+)
 
 CONFIGS = Path(__file__).parent / "configs"
 REPO = Path(__file__).parent.parent
@@ -114,3 +124,89 @@ def test_empty_file_is_a_config_error() -> None:
 def test_shipped_example_config_is_valid() -> None:
     config = load_config(REPO / "config.example.yaml", env={})
     assert config.sites
+
+
+FULL = """
+sites:
+  - name: api
+    url: https://api.example.com:8443/health
+    method: post
+    headers: {X-Probe: monitor, Accept: application/json}
+    body: '{"ping": true}'
+    follow_redirects: true
+    max_redirects: 3
+    bearer_token: ${API_TOKEN}
+    ip_version: 6
+    proxy: http://proxy.internal:3128
+    expect:
+      status: [200]
+      body_not_contains: error
+      body_matches: '"ok":\\\\s*true'
+      json:
+        - {path: data.state, equals: up}
+        - {path: "items[0].version", matches: "^2\\\\."}
+      headers: {Content-Type: "^application/json"}
+      max_latency: 2s
+    origins:
+      - {name: o1, address: "10.0.0.5:8443", tls_verify_name: o1.internal}
+      - {name: o2, address: "10.0.0.6", tls_verify: false}
+    checks:
+      - {kind: tls, min_days: 21}
+      - {kind: dns, resolvers: ["127.0.0.1:5353", "[::1]:53"], expect: [192.0.2.1]}
+      - {kind: tcp, port: 22, send: "PING\\r\\n", expect_reply: PONG}
+      - {kind: icmp, count: 5, max_loss: 0.2, max_rtt: 150ms}
+checks:
+  - {name: mx, kind: dns, query: example.com, record: mx, expect: ["10 mail.example.com"]}
+  - {name: gw, kind: icmp, host: "192.0.2.1", interval: 1m}
+  - {name: cert, kind: tls, host: shop.example.com, server_name: www.example.com, verify: false}
+"""
+
+
+def test_every_http_option_and_check_kind_parses() -> None:
+    config = _parse(FULL, API_TOKEN="t0k")
+    site = config.sites[0]
+    request = site.request
+    assert request.method == "POST"
+    assert request.headers == (("X-Probe", "monitor"), ("Accept", "application/json"))
+    assert (request.body, request.follow_redirects, request.max_redirects) == (
+        '{"ping": true}',
+        True,
+        3,
+    )
+    assert (request.bearer_token, request.ip_version, request.proxy) == (
+        "t0k",
+        IpVersion.V6,
+        "http://proxy.internal:3128",
+    )
+    expect = site.expect
+    assert expect.json == (
+        JsonExpect(path="data.state", equals="up"),
+        JsonExpect(path="items[0].version", matches="^2\\."),
+    )
+    assert expect.headers == (("Content-Type", "^application/json"),)
+    assert (expect.max_latency, expect.body_not_contains) == (2.0, "error")
+    assert site.origins[0].tls_verify_name == "o1.internal"
+    assert site.origins[1].tls_verify is False
+    assert site.checks == (
+        TlsCheck(host="api.example.com", port=8443, min_days=21.0),
+        DnsCheck(
+            query="api.example.com", resolvers=("127.0.0.1:5353", "[::1]:53"), expect=("192.0.2.1",)
+        ),
+        TcpCheck(host="api.example.com", port=22, send="PING\r\n", expect_reply="PONG"),
+        IcmpCheck(host="api.example.com", count=5, max_loss=0.2, max_rtt=0.15),
+    )
+    assert [c.name for c in config.checks] == ["mx", "gw", "cert"]
+    assert config.checks[0].spec == DnsCheck(
+        query="example.com", record="MX", expect=("10 mail.example.com",)
+    )
+    assert config.checks[1].interval == 60.0
+    assert config.checks[2].spec == TlsCheck(
+        host="shop.example.com", server_name="www.example.com", verify=False
+    )
+    assert [m.name for m in config.monitors] == ["api", "mx", "gw", "cert"]
+
+
+def test_checks_alone_make_a_config() -> None:
+    config = _parse("checks:\n  - {name: gw, kind: icmp, host: 192.0.2.1}\n")
+    assert config.sites == ()
+    assert config.checks[0].spec == IcmpCheck(host="192.0.2.1")
