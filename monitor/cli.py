@@ -19,6 +19,8 @@ EXIT_USAGE = 2  # bad usage or a bad config
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check":
+        return _check(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -36,9 +38,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(path: str, config: Config) -> int:
-    count = len(config.sites)
-    print(f"{path}: ok ({count} site{'s' if count != 1 else ''})")
+    sites, checks = len(config.sites), len(config.checks)
+    print(
+        f"{path}: ok ({sites} site{'s' if sites != 1 else ''}, "
+        f"{checks} check{'s' if checks != 1 else ''})"
+    )
     return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from monitor import oneshot  # probes and aiohttp only for the commands that probe
+
+    try:
+        if args.config is not None:
+            if args.origin or args.timeout is not None:
+                raise oneshot.UsageError("--origin and --timeout go with a URL, not with -c")
+            monitor = oneshot.monitor_from_config(load_config(args.config), args.target)
+        else:
+            monitor = oneshot.site_from_arguments(args.target, args.origin, args.timeout or "10s")
+    except (ConfigError, oneshot.UsageError) as exc:
+        print(f"monitor check: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(oneshot.check_once(monitor, as_json_output=args.json))
 
 
 async def _db_upgrade(config: Config) -> int:
@@ -84,6 +105,26 @@ def _parser() -> argparse.ArgumentParser:
         description="Check a config file; exit 0 if valid, 2 if not.",
     )
     _add_config(validate)
+
+    check = commands.add_parser(
+        "check",
+        help="check a site (and its origins) once and say what is wrong",
+        description="Run one round against URL (and each --origin), print every probe's "
+        "phases, status, telling headers and cause, and the verdict. With -c FILE, TARGET "
+        "names a configured site or check. Exit 0 when up, 1 when not, 2 on bad usage.",
+    )
+    check.add_argument("target", metavar="URL|NAME", help="the URL to check, or a name with -c")
+    check.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        metavar="ADDR_OR_URL",
+        help="an origin: host[:port] to connect to with the site's name and "
+        "TLS SNI, or the origin's own URL (repeatable)",
+    )
+    check.add_argument("--timeout", metavar="DURATION", help="time limit per probe (default 10s)")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("-c", "--config", metavar="FILE", help="check TARGET from this config")
 
     db = commands.add_parser("db", help="database commands", description="Database commands.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")

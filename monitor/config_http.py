@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from monitor import config_values
+from monitor import config_values, jsonpath
 from monitor.models import Expect, HttpRequest, IpVersion, JsonExpect, StatusRange
 from monitor.yamlnodes import NodeReader
 
@@ -36,7 +36,6 @@ _EXPECT_KEYS = frozenset(
     }
 )
 _STATUS_RANGE = re.compile(r"(\d{3})(?:\s*-\s*(\d{3}))?")
-_JSON_PATH = re.compile(r"(?:[^.\[\]\s]+|\[\d+\])(?:\.[^.\[\]\s]+|\[\d+\])*")
 
 
 def parse_request(reader: NodeReader, keys: dict[str, yaml.Node], field: str) -> HttpRequest:
@@ -169,9 +168,11 @@ def _json_expects(reader: NodeReader, node: yaml.Node, field: str) -> tuple[Json
             required=frozenset({"path"}),
         )
         path = reader.string(keys["path"], f"{where}.path")
-        if not _JSON_PATH.fullmatch(path):
+        try:
+            jsonpath.parse(path)
+        except ValueError:
             message = f"{path!r} is not a path like data.items[0].state"
-            raise reader.error(keys["path"], f"{where}.path", message)
+            raise reader.error(keys["path"], f"{where}.path", message) from None
         if ("equals" in keys) == ("matches" in keys):
             raise reader.error(item, where, "needs exactly one of equals or matches")
         expects.append(

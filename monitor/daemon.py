@@ -44,7 +44,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     store = SqlStore(config.storage.url)
     try:
         await store.upgrade()
-        await store.register_monitors([site.name for site in config.sites])
+        await store.register_monitors([monitor.name for monitor in config.monitors])
     except StoreError as exc:
         logs.event(
             log, "store.unavailable", logging.ERROR, url=config.storage.display_url, error=str(exc)
@@ -59,7 +59,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     metrics.store_pending.set_function(lambda: writer.pending)
     session = make_session()
     runner = Runner(session, writer, metrics)
-    scheduler = CheckScheduler(config.sites, runner.run_round, metrics)
+    scheduler = CheckScheduler(config.monitors, runner.run_round, metrics)
 
     def health() -> Health:
         firing = scheduler.running and scheduler.firing_recently()
@@ -79,7 +79,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     logs.event(
         log,
         "daemon.started",
-        sites=len(config.sites),
+        monitors=len(config.monitors),
         listen=f"{config.server.host}:{config.server.port}",
         store=config.storage.display_url,
     )

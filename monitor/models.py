@@ -45,6 +45,7 @@ class Cause(StrEnum):
     TLS_HANDSHAKE = "tls_handshake"
     TLS_CERT_EXPIRED = "tls_cert_expired"
     TLS_CERT_INVALID = "tls_cert_invalid"
+    TLS_CERT_EXPIRING = "tls_cert_expiring"  # valid, but expires sooner than configured
     TIMEOUT = "timeout"  # connected, but no first byte in time
     READ_TIMEOUT = "read_timeout"  # headers came, the body did not finish in time
     PROTOCOL_ERROR = "protocol_error"
@@ -60,6 +61,8 @@ class Cause(StrEnum):
     UNEXPECTED_STATUS = "unexpected_status"  # a non-error status the config does not accept
     CONTENT_MISMATCH = "content_mismatch"
     SLOW = "slow"
+    PACKET_LOSS = "packet_loss"  # more pings lost than configured
+    NOT_PERMITTED = "not_permitted"  # this host does not let the daemon probe so (raw ICMP)
 
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")

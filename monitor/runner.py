@@ -1,7 +1,5 @@
-"""A round: probe a site, then hand the result to the store, the metrics and the log.
-
-The one place that reads the wall clock for results and does I/O in sequence.
-"""
+"""A round: probe a monitor's targets at once, then hand every result to the store, the
+metrics and the log. The one place that reads the wall clock for results."""
 
 from __future__ import annotations
 
@@ -14,14 +12,23 @@ import aiohttp
 
 from monitor import logs
 from monitor.metrics import Metrics
-from monitor.models import ProbeResult, Site
-from monitor.probes import PROBES
+from monitor.models import Monitor, ProbeResult
+from monitor.probes import run_probe
+from monitor.rounds import plan_round
 
 log = logging.getLogger("monitor.check")
 
 
 class ResultSink(Protocol):
     def submit(self, result: ProbeResult) -> None: ...
+
+
+async def probe_round(
+    session: aiohttp.ClientSession, monitor: Monitor, time: datetime
+) -> list[ProbeResult]:
+    """Run every probe of ``monitor``'s round concurrently; results in plan order."""
+    planned = plan_round(monitor, time)
+    return list(await asyncio.gather(*(run_probe(session, p.ctx, p.spec) for p in planned)))
 
 
 class Runner:
@@ -33,15 +40,15 @@ class Runner:
         self._metrics = metrics
         self._in_flight: set[asyncio.Task[object]] = set()
 
-    async def run_round(self, site: Site) -> list[ProbeResult]:
+    async def run_round(self, monitor: Monitor) -> list[ProbeResult]:
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
         try:
-            time = datetime.now(UTC)
-            result = await PROBES["http"](self._session, site, time)
-            self._record(result)
-            return [result]
+            results = await probe_round(self._session, monitor, datetime.now(UTC))
+            for result in results:
+                self._record(result)
+            return results
         finally:
             if task is not None:
                 self._in_flight.discard(task)
@@ -55,6 +62,7 @@ class Runner:
             monitor=result.monitor,
             role=result.role.value,
             origin=result.origin,
+            kind=result.kind.value,
             ok=result.ok,
             cause=result.cause.value,
             status=result.status,

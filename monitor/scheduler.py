@@ -1,7 +1,7 @@
-"""The jobs that fire rounds: one APScheduler 3.x interval job per site.
+"""The jobs that fire rounds: one APScheduler 3.x interval job per monitor.
 
-Each site fires on a fixed grid, ``offset + k * interval`` seconds after the Unix epoch,
-with a stable offset derived from its name. The grid spreads sites evenly over their
+Each monitor fires on a fixed grid, ``offset + k * interval`` seconds after the Unix epoch,
+with a stable offset derived from its name. The grid spreads monitors evenly over their
 interval (thousands of jobs due in the same second would exceed APScheduler's misfire
 grace and be dropped silently), survives restarts, and lets a run know when it was
 planned, so lag and missed runs are measured rather than guessed.
@@ -19,9 +19,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.metrics import Metrics
-from monitor.models import Site
+from monitor.models import Monitor
 
-RunRound = Callable[[Site], Awaitable[object]]
+RunRound = Callable[[Monitor], Awaitable[object]]
 
 
 def start_offset(name: str, interval: float) -> float:
@@ -48,43 +48,45 @@ def misfire_grace(interval: float) -> int:
 
 
 class CheckScheduler:
-    """Fires ``run_round(site)`` for every site on its grid, measuring lag and misses."""
+    """Fires ``run_round(monitor)`` for every monitor on its grid, measuring lag and misses."""
 
-    def __init__(self, sites: Sequence[Site], run_round: RunRound, metrics: Metrics) -> None:
+    def __init__(self, monitors: Sequence[Monitor], run_round: RunRound, metrics: Metrics) -> None:
         self._run_round = run_round
         self._metrics = metrics
-        self._offsets = {site.name: start_offset(site.name, site.interval) for site in sites}
+        self._offsets = {
+            monitor.name: start_offset(monitor.name, monitor.interval) for monitor in monitors
+        }
         self._last_planned: dict[str, float] = {}
         self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self.longest_interval = max((site.interval for site in sites), default=0.0)
+        self.longest_interval = max((monitor.interval for monitor in monitors), default=0.0)
         self.last_fire = time.monotonic()
         self._paused = False
-        for site in sites:
-            self._add_job(site)
+        for monitor in monitors:
+            self._add_job(monitor)
 
-    def _add_job(self, site: Site) -> None:
-        start = datetime.fromtimestamp(self._offsets[site.name], tz=UTC)
+    def _add_job(self, monitor: Monitor) -> None:
+        start = datetime.fromtimestamp(self._offsets[monitor.name], tz=UTC)
         self._scheduler.add_job(
             self._fire,
-            IntervalTrigger(seconds=site.interval, start_date=start, timezone=UTC),
-            args=(site,),
-            id=site.name,
-            name=site.name,
+            IntervalTrigger(seconds=monitor.interval, start_date=start, timezone=UTC),
+            args=(monitor,),
+            id=monitor.name,
+            name=monitor.name,
             coalesce=True,
             max_instances=1,
-            misfire_grace_time=misfire_grace(site.interval),
+            misfire_grace_time=misfire_grace(monitor.interval),
         )
 
-    async def _fire(self, site: Site) -> None:
+    async def _fire(self, monitor: Monitor) -> None:
         now = time.time()
         self.last_fire = time.monotonic()
-        planned = planned_time(now, self._offsets[site.name], site.interval)
+        planned = planned_time(now, self._offsets[monitor.name], monitor.interval)
         self._metrics.scheduler_lag.observe(now - planned)
-        missed = missed_between(self._last_planned.get(site.name), planned, site.interval)
+        missed = missed_between(self._last_planned.get(monitor.name), planned, monitor.interval)
         if missed:
             self._metrics.missed_runs.inc(missed)
-        self._last_planned[site.name] = planned
-        await self._run_round(site)
+        self._last_planned[monitor.name] = planned
+        await self._run_round(monitor)
 
     @property
     def running(self) -> bool:
@@ -104,5 +106,5 @@ class CheckScheduler:
         self._scheduler.shutdown(wait=False)
 
     def firing_recently(self) -> bool:
-        """Whether some site fired within the longest interval (plus slack for the grid)."""
+        """Whether some monitor fired within the longest interval (plus slack for the grid)."""
         return time.monotonic() - self.last_fire <= self.longest_interval * 1.5 + 5

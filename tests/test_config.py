@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from monitor.config import Config, load_config, parse_config
+from monitor.config_values import split_host_port
 from monitor.errors import ConfigError
 from monitor.models import (
     DnsCheck,
@@ -20,6 +23,8 @@ from monitor.models import (
     TcpCheck,
     TlsCheck,
 )
+from monitor.probes.http import HttpTarget
+from monitor.rounds import plan_round
 
 CONFIGS = Path(__file__).parent / "configs"
 REPO = Path(__file__).parent.parent
@@ -210,3 +215,25 @@ def test_checks_alone_make_a_config() -> None:
     config = _parse("checks:\n  - {name: gw, kind: icmp, host: 192.0.2.1}\n")
     assert config.sites == ()
     assert config.checks[0].spec == IcmpCheck(host="192.0.2.1")
+
+
+def _hosts(spec: object) -> set[str]:
+    """The hosts a planned probe sends packets to (besides the system's DNS resolver)."""
+    if isinstance(spec, HttpTarget):
+        origin = spec.origin
+        where = spec.site.url if origin is None else (origin.url or f"//{origin.address}")
+        return {urlsplit(where).hostname or ""}
+    resolvers = getattr(spec, "resolvers", ())
+    return {split_host_port(r)[0] for r in resolvers} | {
+        getattr(spec, "host", getattr(spec, "query", ""))
+    }
+
+
+def test_example_config_sends_nothing_beyond_loopback_and_reserved_names() -> None:
+    """Running the example offline must not aim packets at real or documentation addresses."""
+    config = load_config(REPO / "config.example.yaml", env={})
+    hosts: set[str] = set()
+    for monitor in config.monitors:
+        for planned in plan_round(monitor, datetime(2026, 1, 1, tzinfo=UTC)):
+            hosts |= _hosts(planned.spec)
+    assert all(h == "127.0.0.1" or h.endswith(".example.com") for h in hosts), hosts

@@ -17,8 +17,8 @@ import trustme
 from aiohttp import web
 
 from monitor import __version__
-from monitor.models import Cause, Expect, ProbeResult, Site
-from monitor.probes import PROBES, make_session
+from monitor.models import Cause, Expect, Kind, ProbeContext, ProbeResult, Role, Site
+from monitor.probes import HttpTarget, make_session, run_probe
 from monitor.probes.http import BODY_LIMIT
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -106,7 +106,8 @@ def _site(url: str, *, timeout: float = TIMEOUT, expect: Expect = DEFAULT) -> Si
 
 
 async def _probe(session: aiohttp.ClientSession, site: Site) -> ProbeResult:
-    return await PROBES["http"](session, site, NOW)
+    ctx = ProbeContext(site.name, Role.EDGE, None, NOW, site.timeout)
+    return await run_probe(session, ctx, HttpTarget(site))
 
 
 async def _user_agent(request: web.Request) -> web.Response:
@@ -120,7 +121,15 @@ async def test_healthy_site_is_ok_with_every_phase_timed(
     result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
 
     assert (result.ok, result.cause, result.detail, result.failed) == (True, Cause.OK, "", ())
-    assert (result.status, result.peer_ip) == (200, "127.0.0.1")
+    assert (result.monitor, result.role, result.origin, result.time) == (
+        "example",
+        Role.EDGE,
+        None,
+        NOW,
+    )
+    assert (result.kind, result.target) == (Kind.HTTP, f"http://127.0.0.1:{port}/")
+    assert (result.status, result.peer_ip, result.peer_port) == (200, "127.0.0.1", port)
+    assert (result.tls_version, result.cert_not_after) == (None, None)
     assert result.body == f"monitor/{__version__}".encode()
     assert ("Content-Type", "text/plain; charset=utf-8") in result.headers
     phases = result.phases
@@ -432,6 +441,10 @@ async def test_https_certificate(
 
     assert (result.cause, result.detail) == (cause, detail)
     assert (result.phases.connect is not None) is (cause is Cause.OK)
+    if cause is Cause.OK:
+        assert result.tls_version in ("TLSv1.2", "TLSv1.3")
+        assert result.cert_not_after is not None
+        assert result.cert_not_after > datetime.now(UTC)
 
 
 async def test_https_to_a_plain_http_server_is_a_handshake_failure(

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.metrics import Metrics
-from monitor.models import Site
+from monitor.models import Monitor, Site
 from monitor.scheduler import (
     CheckScheduler,
     misfire_grace,
@@ -76,8 +76,8 @@ async def test_real_scheduler_fires_every_site_on_its_grid() -> None:
     ]
     fired: Counter[str] = Counter()
 
-    async def run_round(site: Site) -> None:
-        fired[site.name] += 1
+    async def run_round(monitor: Monitor) -> None:
+        fired[monitor.name] += 1
 
     registry = CollectorRegistry()
     scheduler = CheckScheduler(sites, run_round, Metrics(registry))

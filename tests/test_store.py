@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from postgres import free_port, fresh_database
@@ -22,8 +23,9 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from monitor.errors import StoreError
-from monitor.models import Cause, Phases, ProbeResult, Role
+from monitor.models import Cause, Kind, Phases, ProbeResult, Role
 from monitor.store import SqlStore
+from monitor.store.migrate import alembic_config
 from monitor.store.tables import metadata, monitors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +83,7 @@ async def test_upgrade_creates_the_schema_and_repeating_it_changes_nothing(store
         tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     assert tables == {"alembic_version", "monitors", "check_results"}
-    assert version == [("0001",)]
+    assert version == [("0002",)]
     assert await monitor_names(store_url) == ["shop"]
 
 
@@ -98,6 +100,7 @@ async def test_migrations_build_exactly_the_tables_of_the_code(
 UPGRADE_IN_A_PROCESS = """
 import asyncio, sys
 from monitor.store import SqlStore
+from monitor.store.migrate import alembic_config
 
 async def main(url: str) -> None:
     store = SqlStore(url)
@@ -136,7 +139,7 @@ async def test_daemons_sharing_postgresql_upgrade_it_once(postgres_url: str) -> 
         async with connect(url) as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     assert errors == ["", "", "", ""]
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]
 
 
 async def test_registering_monitors_is_idempotent(store: SqlStore, store_url: str) -> None:
@@ -175,15 +178,25 @@ async def test_results_come_back_as_written_newest_first(store: SqlStore) -> Non
         phases=Phases(resolve=0.003, total=0.004),
     )
     older = probe(second=0, cause=Cause.SLOW, detail="took 2.1 s")
+    tls = probe(
+        second=10,
+        kind=Kind.TLS,
+        target="shop.test:443",
+        status=None,
+        peer_port=443,
+        tls_version="TLSv1.3",
+        cert_not_after=datetime(2027, 1, 31, 23, 59, 59, tzinfo=UTC),
+        phases=Phases(connect=0.001, tls=0.004, total=0.005),
+    )
     await store.register_monitors(["shop"])
-    await store.write_results([older, edge, origin_down, probe("other", second=99)])
+    await store.write_results([older, edge, origin_down, tls, probe("other", second=99)])
 
     fetched = await store.fetch_results("shop")
 
-    assert fetched == [origin_down, edge, older]  # same time: the later write comes first
-    assert [r.time.tzinfo for r in fetched] == [UTC, UTC, UTC]
-    assert fetched[1].time == T0 + timedelta(seconds=10)
-    assert await store.fetch_results("shop", limit=1) == [origin_down]
+    assert fetched == [tls, origin_down, edge, older]  # same time: the later write comes first
+    assert [r.time.tzinfo for r in fetched] == [UTC, UTC, UTC, UTC]
+    assert fetched[2].time == T0 + timedelta(seconds=10)
+    assert await store.fetch_results("shop", limit=1) == [tls]
     assert await store.fetch_results("nobody") == []
 
 
@@ -310,3 +323,36 @@ def join_aiosqlite_threads() -> None:
     for thread in threading.enumerate():
         if thread.name.endswith("(_connection_worker_thread)"):
             thread.join(timeout=5)
+
+
+async def test_upgrading_from_0001_keeps_the_results_written_before(store_url: str) -> None:
+    engine = create_async_engine(store_url)
+    cfg = alembic_config()
+
+    def to_0001(connection: Connection) -> None:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(to_0001)
+        await conn.execute(monitors.insert(), [{"name": "shop"}])
+        await conn.execute(
+            text(
+                "INSERT INTO check_results (monitor_id, time, role, ok, cause, detail, total_s) "
+                "SELECT id, :time, 'edge', true, 'ok', '', 0.1 FROM monitors"
+            ),
+            {"time": T0},
+        )
+    await engine.dispose()
+    store = SqlStore(store_url)
+    await store.upgrade()
+    [old] = await store.fetch_results("shop")
+    await store.close()
+    assert (old.kind, old.target, old.tls_version, old.cert_not_after) == (
+        Kind.HTTP,
+        "",
+        None,
+        None,
+    )
+    assert old.ok
+    assert old.phases.total == 0.1

@@ -1,25 +1,41 @@
-"""Probes: one module per kind, all with one signature, registered by name in ``PROBES``."""
+"""Probes: one module per kind, all with one signature, registered by spec type in ``PROBES``.
+
+``await run_probe(session, ctx, spec)`` checks one target once; a target's failure comes
+back as a result with a cause, never raised.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
-from monitor.models import ProbeResult, Site
-from monitor.probes import http
-from monitor.probes.http import make_session
+from monitor.models import DnsCheck, IcmpCheck, ProbeContext, ProbeResult, TcpCheck, TlsCheck
+from monitor.probes import dns, http, icmp, tcp, tls
+from monitor.probes.http import HttpTarget, make_session
 
-__all__ = ["PROBES", "Probe", "make_session"]
+__all__ = ["PROBES", "HttpTarget", "Probe", "make_session", "run_probe"]
+
+SpecT_contra = TypeVar("SpecT_contra", contravariant=True)
 
 
-class Probe(Protocol):
-    """Check one site once; a target's failure comes back as a result, never raised."""
+class Probe(Protocol[SpecT_contra]):
+    """Check one target once; a target's failure comes back as a result, never raised."""
 
     async def __call__(
-        self, session: aiohttp.ClientSession, site: Site, time: datetime
+        self, session: aiohttp.ClientSession, ctx: ProbeContext, spec: SpecT_contra
     ) -> ProbeResult: ...
 
 
-PROBES: dict[str, Probe] = {"http": http.probe}
+PROBES: dict[type, Probe[Any]] = {
+    HttpTarget: http.probe,
+    DnsCheck: dns.probe,
+    TcpCheck: tcp.probe,
+    TlsCheck: tls.probe,
+    IcmpCheck: icmp.probe,
+}
+
+
+async def run_probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: object) -> ProbeResult:
+    """Run the probe registered for ``type(spec)``."""
+    return await PROBES[type(spec)](session, ctx, spec)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from monitor.models import Cause, Expect, StatusRange
+from monitor.models import Cause, Expect
+from monitor.probes.expect import Answer, unmet
 from monitor.probes.phases import Stamps
 
 # X509_V_ERR_CERT_HAS_EXPIRED from OpenSSL's x509_vfy.h; the ssl module has no name for it.
@@ -34,6 +35,10 @@ _UNREACHABLE = {
 _DETAIL_LIMIT = 160
 
 
+class RedirectError(Exception):
+    """A redirect the probe would not follow: too many of them, or to an unusable URL."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """Why a check passed or failed, ready to put on a ``ProbeResult``."""
@@ -47,24 +52,24 @@ class Verdict:
         return self.cause is Cause.OK
 
 
-def classify_response(status: int, expect: Expect, body: bytes) -> Verdict:
-    """Judge a response the server did send, against what the site expects.
+def classify_response(answer: Answer, expect: Expect) -> Verdict:
+    """Judge an answer the server did send, against what the site expects.
 
-    ``body`` is only the first bytes of the body, so ``body_contains`` looks there only.
+    A failed status decides the cause; else any failed content expectation makes it
+    ``content_mismatch``; else only the latency failed: ``slow``. The detail names the
+    first failure; ``failed`` names them all.
     """
-    failed: list[str] = []
-    if not expect.accepts_status(status):
-        failed.append("status")
-    wanted = expect.body_contains
-    # Compared as UTF-8 bytes, so no charset has to be guessed from the response.
-    if wanted is not None and wanted.encode() not in body:
-        failed.append("body_contains")
-    if "status" in failed:
-        detail = f"expected status {_ranges(expect.status)}, got {status}"
-        return Verdict(_status_cause(status), detail, tuple(failed))
-    if failed:
-        return Verdict(Cause.CONTENT_MISMATCH, f"body does not contain {wanted!r}", tuple(failed))
-    return Verdict(Cause.OK)
+    failures = unmet(answer, expect)
+    if not failures:
+        return Verdict(Cause.OK)
+    first = failures[0]  # ``unmet`` lists status first and latency last
+    if first.name == "status":
+        cause = _status_cause(answer.status)
+    elif first.name == "max_latency":
+        cause = Cause.SLOW
+    else:
+        cause = Cause.CONTENT_MISMATCH
+    return Verdict(cause, first.detail, tuple(failure.name for failure in failures))
 
 
 def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdict:
@@ -72,6 +77,8 @@ def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdic
     root = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
     where = f" ({exc.host}:{exc.port})" if isinstance(exc, aiohttp.ClientConnectorError) else ""
     connected = stamps.connect_end is not None
+    if isinstance(root, RedirectError):
+        return Verdict(Cause.PROTOCOL_ERROR, str(root))
     if isinstance(root, ssl.SSLCertVerificationError):
         return _certificate(root)
     if isinstance(root, ssl.SSLError):
@@ -113,10 +120,6 @@ def _status_cause(status: int) -> Cause:
     if 400 <= status <= 499:
         return Cause.CLIENT_ERROR
     return Cause.UNEXPECTED_STATUS
-
-
-def _ranges(ranges: tuple[StatusRange, ...]) -> str:
-    return " or ".join(str(r.low) if r.low == r.high else f"{r.low}-{r.high}" for r in ranges)
 
 
 def _certificate(error: ssl.SSLCertVerificationError) -> Verdict:

@@ -1,29 +1,41 @@
-"""The HTTP probe: one GET of a site's URL, timed phase by phase, its failure a value.
+"""The HTTP probe: one request to a site's edge or one of its origins, its failure a value.
 
-Trace hooks write ``perf_counter()`` stamps on a per-request recorder as aiohttp passes
-each point; :func:`monitor.probes.phases.to_phases` turns them into durations and
-:mod:`monitor.probes.classify` says why the check failed.
+An origin given by ``address`` is probed like curl ``--connect-to``: the connection goes to
+the address, while the Host header, the TLS SNI and (unless the origin names another) the
+name the certificate must hold stay the site's. The session's trace hooks time each
+phase; :mod:`monitor.probes.classify` says why a check failed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from time import perf_counter
-from types import SimpleNamespace
 
 import aiohttp
-from aiohttp.connector import Connection
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict
+from yarl import URL
 
-from monitor import __version__
-from monitor.models import ProbeResult, Role, Site
-from monitor.probes.classify import classify_exception, classify_response
+from monitor.config_values import split_host_port
+from monitor.models import (
+    Expect,
+    HttpRequest,
+    Kind,
+    Origin,
+    Phases,
+    ProbeContext,
+    ProbeResult,
+    Site,
+)
+from monitor.probes.classify import RedirectError, Verdict, classify_exception, classify_response
+from monitor.probes.expect import Answer
 from monitor.probes.phases import Stamps, to_phases
+from monitor.probes.session import PeerResponse, Recorder, make_session, resolving, tls_contexts
+from monitor.probes.tlsnames import TlsContexts
 
-USER_AGENT = f"monitor/{__version__}"
+__all__ = ["BODY_LIMIT", "KEPT_HEADERS", "HttpTarget", "make_session", "probe"]
 
 BODY_LIMIT = 64 * 1024
 """Bytes of the body kept; the rest is never read, so a huge body cannot grow memory."""
@@ -46,107 +58,221 @@ KEPT_HEADERS = (
 )
 """Response headers that tell who answered (CDN, cache, proxy, origin); others are dropped."""
 
-_Hook = Callable[[aiohttp.ClientSession, SimpleNamespace, object], Awaitable[None]]
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-@dataclass(slots=True)
-class _Recorder:
-    """What one request has shown so far. Mutable on purpose: filled in as it goes, so a
-    failure halfway still reports the stamps, status and body it got."""
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    """What one HTTP probe looks at: the site's edge, or one of its origins."""
 
-    stamps: Stamps
-    status: int | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    peer_ip: str | None = None
-    body: bytes = b""
-    body_truncated: bool = False
+    site: Site
+    origin: Origin | None = None
 
 
-class _PeerResponse(aiohttp.ClientResponse):
-    """A response that notes the peer's IP before reading the headers.
+@dataclass(frozen=True, slots=True)
+class _ConnectTo:
+    """Where requests for the site's own scheme, host and port really go."""
 
-    With ``force_close`` aiohttp closes the connection as soon as a short body is in,
-    often before the caller sees the headers, so the transport must be asked here.
+    host: str
+    port: int
+    ssl: ssl.SSLContext | bool  # True: the session's context, which checks the SNI name
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A target turned into what to ask, where to, and what to expect."""
+
+    url: URL
+    request: HttpRequest
+    expect: Expect
+    connect_to: _ConnectTo | None
+    target: str  # for people
+
+
+async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTarget) -> ProbeResult:
+    """Request the target once within ``ctx.timeout``; the target's failure is a value.
+
+    Only our own bugs and bad config raise (a URL aiohttp cannot use, a malformed address,
+    pattern or JSON path, a session not made by :func:`make_session`); so does
+    cancellation.
     """
-
-    peer_ip: str | None = None
-
-    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
-        transport = connection.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        self.peer_ip = peer[0] if isinstance(peer, tuple) else None
-        return await super().start(connection)
-
-
-def make_session(*, limit: int = 256) -> aiohttp.ClientSession:
-    """The one session every HTTP probe shares; create it in the running loop, close it last.
-
-    ``limit`` caps connections open at once; a probe waiting for a slot is not timed.
-    """
-    connector = aiohttp.TCPConnector(
-        limit=limit,
-        ssl=ssl.create_default_context(),
-        force_close=True,  # a fresh connection per check, so connect time is real
-        use_dns_cache=False,  # and so is resolve time
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),  # a check must not carry state to the next
-        headers={"User-Agent": USER_AGENT},
-        trace_configs=[_trace_config()],
-        response_class=_PeerResponse,
-    )
-
-
-async def probe(session: aiohttp.ClientSession, site: Site, time: datetime) -> ProbeResult:
-    """GET ``site.url`` once and report what happened; the target's failure is a value.
-
-    Only our own bugs (or a URL aiohttp cannot use, which config should have refused)
-    raise; cancellation propagates.
-    """
-    rec = _Recorder(Stamps(request_start=perf_counter()))
-    try:
-        await _fetch(session, site, rec)
-    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
-        raise  # a bad configured URL is not the target's failure
-    except (aiohttp.ClientError, OSError) as exc:
-        verdict = classify_exception(exc, rec.stamps, site.timeout)
-    else:
-        assert rec.status is not None  # _fetch returns only after the headers came
-        verdict = classify_response(rec.status, site.expect, rec.body)
+    plan = _plan(spec, tls_contexts(session))
+    rec = Recorder(Stamps(request_start=perf_counter()))
+    with resolving(plan.request.ip_version):
+        verdict, phases = await _run(session, plan, rec, ctx)
     return ProbeResult(
-        monitor=site.name,
-        role=Role.EDGE,
-        origin=None,
-        time=time,
+        monitor=ctx.monitor,
+        role=ctx.role,
+        origin=ctx.origin,
+        time=ctx.time,
         ok=verdict.ok,
         cause=verdict.cause,
         detail=verdict.detail,
+        kind=Kind.HTTP,
+        target=_described(plan, rec),
         status=rec.status,
-        headers=rec.headers,
-        peer_ip=rec.peer_ip,
+        headers=_kept_headers(rec.headers),
+        peer_ip=rec.peer.ip,
+        peer_port=rec.peer.port,
         body=rec.body,
         body_truncated=rec.body_truncated,
         failed=verdict.failed,
-        phases=to_phases(rec.stamps, perf_counter()),
+        phases=phases,
+        tls_version=rec.peer.tls_version,
+        cert_not_after=rec.peer.cert_not_after,
     )
 
 
-async def _fetch(session: aiohttp.ClientSession, site: Site, rec: _Recorder) -> None:
-    async with session.get(
-        site.url,
-        timeout=aiohttp.ClientTimeout(total=site.timeout),
-        allow_redirects=False,
-        trace_request_ctx=rec,
-    ) as response:
+def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
+    site, origin = target.site, target.origin
+    if origin is None:
+        return _Plan(URL(site.url), site.request, site.expect, None, site.url)
+    if origin.url is not None:
+        # A health endpoint answers differently from the site's page: ask it plainly.
+        return _Plan(URL(origin.url), HttpRequest(), Expect(), None, origin.url)
+    assert origin.address is not None  # config allows exactly one of url and address
+    url = URL(site.url)
+    assert url.port is not None  # config accepts only http and https URLs
+    host, port = _address(origin.address, url.port)
+    verify: ssl.SSLContext | bool = origin.tls_verify  # False: no verification at all
+    if origin.tls_verify and origin.tls_verify_name is not None:
+        verify = tls.verifying(origin.tls_verify_name)
+    via = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return _Plan(
+        url, site.request, site.expect, _ConnectTo(host, port, verify), f"{site.url} via {via}"
+    )
+
+
+async def _run(
+    session: aiohttp.ClientSession, plan: _Plan, rec: Recorder, ctx: ProbeContext
+) -> tuple[Verdict, Phases]:
+    try:
+        async with asyncio.timeout(ctx.timeout):
+            await _fetch(session, plan, rec)
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
+        raise  # a bad configured URL is not the target's failure
+    except (aiohttp.ClientError, OSError, RedirectError) as exc:
+        verdict = classify_exception(exc, rec.stamps, ctx.timeout)
+        return verdict, to_phases(rec.stamps, perf_counter())
+    phases = to_phases(rec.stamps, perf_counter())
+    assert rec.status is not None  # _fetch returns only after the headers came
+    answer = Answer(rec.status, rec.body, rec.body_truncated, rec.headers, phases.total)
+    return classify_response(answer, plan.expect), phases
+
+
+async def _fetch(session: aiohttp.ClientSession, plan: _Plan, rec: Recorder) -> None:
+    """Request ``plan.url``, following redirects if asked to; the last answer goes in ``rec``.
+
+    We follow redirects ourselves rather than let aiohttp: a redirect back to the site
+    must go to the origin's address again, and the count must be on the result.
+    """
+    url, method, body = plan.url, plan.request.method, plan.request.body
+    seen = {(method, url)}
+    while True:
+        rec.stamps = Stamps(rec.stamps.request_start)  # phases describe the last request
+        rec.url = url
+        redirect = await _send(session, plan, url, method, body, rec)
+        if redirect is None:
+            return
+        status, location = redirect
+        if rec.redirects == plan.request.max_redirects:
+            raise RedirectError(f"too many redirects (more than {rec.redirects})")
+        url = _redirect_url(url, location)
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+            method, body = "GET", None  # what browsers do
+        if (method, url) in seen:
+            raise RedirectError(f"redirect loop: back to {url}")
+        seen.add((method, url))
+        rec.redirects += 1
+
+
+async def _send(
+    session: aiohttp.ClientSession,
+    plan: _Plan,
+    url: URL,
+    method: str,
+    body: str | None,
+    rec: Recorder,
+) -> tuple[int, str] | None:
+    """One request. A redirect to follow comes back as (status, Location); any other
+    answer is kept in ``rec``."""
+    request_url, headers, server_hostname, verify = _route(plan, url)
+    try:
+        response = await session.request(
+            method,
+            request_url,
+            headers=headers,
+            data=None if body is None else body.encode(),
+            server_hostname=server_hostname,
+            ssl=verify,
+            proxy=plan.request.proxy,
+            allow_redirects=False,
+            trace_request_ctx=rec,
+        )
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+        if rec.redirects == 0:
+            raise
+        raise RedirectError(f"redirect to a URL that cannot be fetched: {url}") from exc
+    async with response:
+        location = response.headers.get("Location")
+        follow = plan.request.follow_redirects and response.status in _REDIRECTS
+        if follow and location is not None:
+            return response.status, location
         rec.status = response.status
-        rec.headers = _kept_headers(response.headers)
-        rec.peer_ip = response.peer_ip if isinstance(response, _PeerResponse) else None
+        rec.headers = tuple(response.headers.items())
+        if isinstance(response, PeerResponse):
+            rec.peer = response.peer
         await _read_body(response.content, rec)
         rec.stamps = replace(rec.stamps, body_done=perf_counter())
+    return None
 
 
-async def _read_body(content: aiohttp.StreamReader, rec: _Recorder) -> None:
+def _route(
+    plan: _Plan, url: URL
+) -> tuple[URL, CIMultiDict[str], str | None, ssl.SSLContext | bool]:
+    """Where a request for ``url`` goes: (URL to request, headers, TLS server name, ssl)."""
+    headers: CIMultiDict[str] = CIMultiDict(plan.request.headers)
+    authorization = _authorization(plan.request)
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    same_site = _site_of(url) == _site_of(plan.url)
+    if not same_site:
+        headers.popall("Authorization", None)  # the credentials are for the site only
+    to = plan.connect_to
+    if to is None or not same_site:
+        return url, headers, None, True
+    headers.setdefault("Host", url.host_port_subcomponent or "")
+    return url.with_host(to.host).with_port(to.port), headers, url.host, to.ssl
+
+
+def _authorization(request: HttpRequest) -> str | None:
+    if request.bearer_token is not None:
+        return f"Bearer {request.bearer_token}"
+    if request.basic_auth is not None:
+        user, password = request.basic_auth
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return None
+
+
+def _address(address: str, default_port: int) -> tuple[str, int]:
+    host, port = split_host_port(address)
+    if not host:
+        raise ValueError(f"invalid origin address {address!r}")  # config should have said
+    return host, default_port if port is None else port
+
+
+def _site_of(url: URL) -> tuple[str, str | None, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _redirect_url(url: URL, location: str) -> URL:
+    try:
+        return url.join(URL(location))
+    except ValueError as exc:  # e.g. a port out of range
+        raise RedirectError(f"redirect to an invalid URL: {location!r}") from exc
+
+
+async def _read_body(content: aiohttp.StreamReader, rec: Recorder) -> None:
     """Read up to ``BODY_LIMIT`` bytes into ``rec``, then stop."""
     while len(rec.body) < BODY_LIMIT:
         chunk = await content.read(BODY_LIMIT - len(rec.body))
@@ -157,38 +283,18 @@ async def _read_body(content: aiohttp.StreamReader, rec: _Recorder) -> None:
     rec.body_truncated = not content.at_eof()
 
 
-def _kept_headers(headers: CIMultiDictProxy[str]) -> tuple[tuple[str, str], ...]:
-    return tuple((name, value) for name in KEPT_HEADERS for value in headers.getall(name, ()))
+def _kept_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (name, value)
+        for name in KEPT_HEADERS
+        for key, value in headers
+        if key.lower() == name.lower()
+    )
 
 
-def _trace_config() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig()
-    config.on_connection_queued_start.append(_stamp("queued_start"))
-    config.on_connection_queued_end.append(_stamp("queued_end"))
-    config.on_connection_create_start.append(_on_connection_create_start)
-    config.on_dns_resolvehost_start.append(_stamp("dns_start"))
-    config.on_dns_resolvehost_end.append(_stamp("dns_end"))
-    config.on_connection_create_end.append(_stamp("connect_end"))
-    config.on_request_end.append(_stamp("headers"))  # fires once the headers are parsed
-    return config
-
-
-def _stamp(field: str) -> _Hook:
-    async def hook(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
-        rec = ctx.trace_request_ctx
-        if isinstance(rec, _Recorder):
-            rec.stamps = replace(rec.stamps, **{field: perf_counter()})
-
-    return hook
-
-
-async def _on_connection_create_start(
-    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
-) -> None:
-    # aiohttp retries a GET once on a new connection when the server hangs up before
-    # answering; forget the first attempt so the stamps describe the last one.
-    rec = ctx.trace_request_ctx
-    if isinstance(rec, _Recorder):
-        rec.stamps = replace(
-            rec.stamps, connect_start=perf_counter(), dns_start=None, dns_end=None, connect_end=None
-        )
+def _described(plan: _Plan, rec: Recorder) -> str:
+    """The target for people, with where its redirects led."""
+    if rec.redirects == 0:
+        return plan.target
+    plural = "s" if rec.redirects > 1 else ""
+    return f"{plan.target}, {rec.redirects} redirect{plural} to {rec.url}"

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from monitor.errors import StoreError
-from monitor.models import PHASES, Cause, Phases, ProbeResult, Role
+from monitor.models import PHASES, Cause, Kind, Phases, ProbeResult, Role
 from monitor.store import migrate
 from monitor.store.tables import check_results, monitors
 
@@ -126,6 +126,11 @@ def _row(result: ProbeResult, monitor_id: int) -> dict[str, Any]:
         "detail": result.detail,
         "status": result.status,
         "peer_ip": result.peer_ip,
+        "kind": result.kind.value,
+        "target": result.target,
+        "peer_port": result.peer_port,
+        "tls_version": result.tls_version,
+        "cert_not_after": result.cert_not_after,
         **{f"{phase}_s": seconds for phase, seconds in result.phases.items()},
         "total_s": result.phases.total,
     }
@@ -144,6 +149,11 @@ def _result(row: RowMapping) -> ProbeResult:
         status=row["status"],
         peer_ip=row["peer_ip"],
         phases=phases,
+        kind=Kind(row["kind"]),
+        target=row["target"],
+        peer_port=row["peer_port"],
+        tls_version=row["tls_version"],
+        cert_not_after=row["cert_not_after"],
     )
 
 

@@ -85,5 +85,12 @@ check_results = Table(
     *(Column(f"{phase}_s", Float, nullable=True) for phase in PHASES),
     Column("total_s", Float, nullable=False),
     Column("peer_ip", String, nullable=True),
+    # Added by migration 0002: what kind of probe, what it looked at, and TLS facts.
+    Column("kind", String, nullable=False, server_default="http"),
+    Column("target", Text, nullable=False, server_default=""),
+    Column("peer_port", Integer, nullable=True),
+    Column("tls_version", String, nullable=True),
+    Column("cert_not_after", UtcDateTime, nullable=True),
+    # All results of one round share (monitor_id, time): the index finds a round at once.
     Index(None, "monitor_id", "time"),
 )

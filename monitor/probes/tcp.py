@@ -1,0 +1,204 @@
+"""The TCP probe: connect, optionally send some text, and look for text in the reply.
+
+Also home of what the TLS and ICMP probes share with it: resolving a name and connecting
+while stamping how far the attempt got (:class:`Progress`), and the one table from socket
+errors to causes (:func:`socket_failure`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from dataclasses import dataclass
+from time import perf_counter
+
+import aiohttp
+
+from monitor.models import Cause, Kind, Phases, ProbeContext, ProbeResult, TcpCheck
+from monitor.probes.classify import Verdict
+
+READ_LIMIT = 64 * 1024
+"""Bytes of a reply read at most while looking for the expected text."""
+
+_UNREACHABLE = {
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+}
+
+_LINE_LIMIT = 160
+
+
+@dataclass(slots=True)
+class Progress:
+    """``perf_counter()`` stamps of how far a probe got; ``None`` for a point not reached.
+
+    Mutable on purpose: filled in as the probe goes, so a failure halfway still says
+    which phases finished. ``handshake`` is the TLS probe's.
+    """
+
+    start: float
+    resolved: float | None = None
+    connected: float | None = None
+    handshake: float | None = None
+    peer: tuple[str, int] | None = None  # the address that accepted the connection
+
+    def phases(self, end: float) -> Phases:
+        """Durations of the phases finished by ``end``."""
+        return Phases(
+            resolve=_span(self.start, self.resolved),
+            connect=_span(self.resolved, self.connected),
+            tls=_span(self.connected, self.handshake),
+            total=end - self.start,
+        )
+
+
+@dataclass(slots=True)
+class _Reply:
+    data: bytes = b""
+    ended: bool = False  # the server closed its side
+
+
+async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TcpCheck) -> ProbeResult:
+    """Connect to ``spec.host:spec.port`` and hold the conversation the spec asks for.
+
+    ``session`` is unused: TCP needs none, but every probe takes the same arguments.
+    """
+    target = host_port(spec.host, spec.port)
+    progress = Progress(start=perf_counter())
+    reply = _Reply()
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(ctx.timeout):
+            reader, writer = await connect(spec.host, spec.port, progress)
+            await _converse(reader, writer, spec, reply)
+    except TimeoutError:
+        verdict = unconnected_timeout(progress, ctx.timeout) or judge_reply(
+            spec.expect_reply, reply.data, ended=False, timeout=ctx.timeout
+        )
+    except OSError as exc:
+        verdict = socket_failure(exc, progress, spec.host, spec.port)
+    else:
+        verdict = judge_reply(spec.expect_reply, reply.data, ended=reply.ended, timeout=ctx.timeout)
+    finally:
+        if writer is not None:
+            writer.close()  # not awaited: how the peer says goodbye cannot change the verdict
+    return ProbeResult(
+        monitor=ctx.monitor,
+        role=ctx.role,
+        origin=ctx.origin,
+        time=ctx.time,
+        ok=verdict.ok,
+        cause=verdict.cause,
+        detail=verdict.detail,
+        kind=Kind.TCP,
+        target=target,
+        peer_ip=progress.peer[0] if progress.peer else None,
+        peer_port=progress.peer[1] if progress.peer else None,
+        failed=verdict.failed,
+        phases=progress.phases(perf_counter()),
+        answers=(line(reply.data.decode(errors="replace").splitlines()[0]),) if reply.data else (),
+    )
+
+
+def judge_reply(wanted: str | None, reply: bytes, *, ended: bool, timeout: float) -> Verdict:
+    """Pure: does ``reply`` hold ``wanted``? Not ``ended`` means the wait ran out."""
+    if wanted is None or wanted.encode() in reply:
+        return Verdict(Cause.OK)
+    if reply:
+        return Verdict(
+            Cause.CONTENT_MISMATCH, f"reply does not contain {wanted!r}", ("expect_reply",)
+        )
+    if ended:
+        return Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without replying")
+    return Verdict(Cause.TIMEOUT, f"no reply within {timeout:g}s")
+
+
+async def _converse(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, spec: TcpCheck, reply: _Reply
+) -> None:
+    """Send ``spec.send``; read until the expected text, the end, or ``READ_LIMIT`` bytes."""
+    if spec.send is not None:
+        writer.write(spec.send.encode())
+        await writer.drain()
+    if spec.expect_reply is None:
+        return
+    wanted = spec.expect_reply.encode()
+    while wanted not in reply.data and len(reply.data) < READ_LIMIT:
+        chunk = await reader.read(READ_LIMIT - len(reply.data))
+        if not chunk:
+            reply.ended = True
+            return
+        reply.data += chunk
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as a person writes it, with brackets around an IPv6 address."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def resolve(host: str, port: int, progress: Progress) -> list[tuple[str, int]]:
+    """The addresses of ``host``, in the order the system prefers; raises ``socket.gaierror``."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    progress.resolved = perf_counter()
+    return [(str(info[4][0]), int(info[4][1])) for info in infos]
+
+
+async def connect(
+    host: str, port: int, progress: Progress
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Resolve ``host`` and connect to its addresses in turn; raises the first ``OSError``.
+
+    Done by hand rather than by ``open_connection(host)`` so resolving is timed apart,
+    and because asyncio merges the errors of several addresses into one without errno.
+    """
+    errors: list[OSError] = []
+    for address in await resolve(host, port, progress):
+        try:
+            reader, writer = await asyncio.open_connection(*address)
+        except OSError as exc:
+            errors.append(exc)
+            continue
+        progress.connected = perf_counter()
+        progress.peer = address
+        return reader, writer
+    raise errors[0]  # getaddrinfo never returns an empty list
+
+
+def socket_failure(exc: OSError, progress: Progress, host: str, port: int) -> Verdict:
+    """The one table from socket errors (lookup, connect, conversation) to causes."""
+    target = host_port(host, port)
+    if isinstance(exc, socket.gaierror):
+        if exc.errno in (socket.EAI_NONAME, socket.EAI_NODATA):
+            return Verdict(Cause.DNS_NXDOMAIN, f"name not found ({host})")
+        return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {line(exc)} ({host})")
+    if isinstance(exc, ConnectionRefusedError):
+        return Verdict(Cause.CONNECT_REFUSED, f"connection refused ({target})")
+    if exc.errno in _UNREACHABLE:
+        return Verdict(Cause.NETWORK_UNREACHABLE, f"{_UNREACHABLE[exc.errno]} ({target})")
+    if progress.connected is None:
+        return Verdict(Cause.NETWORK_UNREACHABLE, f"cannot connect: {line(exc)} ({target})")
+    if isinstance(exc, ConnectionResetError):
+        return Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server")
+    return Verdict(Cause.PROTOCOL_ERROR, line(exc))
+
+
+def unconnected_timeout(progress: Progress, timeout: float) -> Verdict | None:
+    """Name a timeout before the connection stood; ``None`` once it did (the caller knows)."""
+    if progress.resolved is None:
+        return Verdict(Cause.DNS_TIMEOUT, f"no DNS answer within {timeout:g}s")
+    if progress.connected is None:
+        return Verdict(Cause.CONNECT_TIMEOUT, f"no connection within {timeout:g}s")
+    return None
+
+
+def line(error: object) -> str:
+    """One short line of an error or a reply."""
+    if isinstance(error, OSError) and error.strerror:
+        error = error.strerror.lower()  # without the "[Errno n]" prefix
+    text = " ".join(str(error).split())
+    return text if len(text) <= _LINE_LIMIT else text[: _LINE_LIMIT - 3] + "..."
+
+
+def _span(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start

@@ -1,0 +1,128 @@
+"""The ICMP probe: real pings of the loopback addresses, and the pure judge of loss and RTT."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from monitor.models import Cause, IcmpCheck, Kind, ProbeContext, ProbeResult, Role
+from monitor.probes.icmp import NOT_PERMITTED, judge, probe
+
+CTX = ProbeContext("icmp", Role.EDGE, None, datetime(2026, 1, 1, tzinfo=UTC), 2.0)
+NOBODY = 65534
+
+root = pytest.mark.skipif(os.geteuid() != 0, reason="raw ICMP sockets need root")
+
+
+async def run(spec: IcmpCheck) -> ProbeResult:
+    async with aiohttp.ClientSession() as session:  # unused by ICMP, but part of the signature
+        return await probe(session, CTX, spec)
+
+
+@root
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+async def test_ping_loopback(host: str) -> None:
+    result = await run(IcmpCheck(host, count=2))
+
+    assert result.ok, result.detail
+    assert (result.kind, result.target, result.failed) == (Kind.ICMP, host, ())
+    assert len(result.answers) == 2
+    assert all(answer.endswith(" ms") for answer in result.answers)
+    assert 0 < result.phases.total < CTX.timeout
+
+
+@contextmanager
+def as_nobody() -> Iterator[None]:
+    """Act as an ordinary user: dropping the effective uid to nobody clears CAP_NET_RAW."""
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def unprivileged_ping_allowed() -> bool:
+    low, high = map(int, Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
+    return low <= os.getegid() <= high
+
+
+@root
+@pytest.mark.skipif(unprivileged_ping_allowed(), reason="this machine allows unprivileged ping")
+async def test_not_permitted_says_what_to_do() -> None:
+    with as_nobody():
+        result = await run(IcmpCheck("127.0.0.1", count=1))
+
+    assert (result.ok, result.cause, result.detail) == (False, Cause.NOT_PERMITTED, NOT_PERMITTED)
+    assert result.answers == ()
+
+
+MS = 0.001
+
+
+@pytest.mark.parametrize(
+    ("spec", "rtts", "cause", "failed", "detail"),
+    [
+        pytest.param(IcmpCheck("h"), [MS, MS, MS], Cause.OK, (), "", id="all-back"),
+        pytest.param(
+            IcmpCheck("h"),
+            [],
+            Cause.CONNECT_TIMEOUT,
+            (),
+            "no reply to 3 pings",
+            id="all-lost",
+        ),
+        pytest.param(
+            IcmpCheck("h"),
+            [MS, MS],
+            Cause.PACKET_LOSS,
+            ("max_loss",),
+            "lost 1 of 3 pings (33%), over the 0% maximum",
+            id="one-lost",
+        ),
+        pytest.param(
+            IcmpCheck("h", count=4, max_loss=0.25),
+            [MS, MS, MS],
+            Cause.OK,
+            (),
+            "",
+            id="loss-allowed",
+        ),
+        pytest.param(
+            IcmpCheck("h", max_rtt=0.05),
+            [0.04, 0.05, 0.09],
+            Cause.SLOW,
+            ("max_rtt",),
+            "average round trip 60.0 ms, over the 50 ms maximum",
+            id="slow",
+        ),
+        pytest.param(
+            IcmpCheck("h", max_rtt=0.05),
+            [0.04, 0.05, 0.055],
+            Cause.OK,
+            (),
+            "",
+            id="average-under-max",
+        ),
+        pytest.param(
+            IcmpCheck("h", count=2, max_rtt=0.01),
+            [0.03],
+            Cause.PACKET_LOSS,
+            ("max_loss", "max_rtt"),
+            "lost 1 of 2 pings (50%), over the 0% maximum; "
+            "average round trip 30.0 ms, over the 10 ms maximum",
+            id="lossy-and-slow",
+        ),
+    ],
+)
+def test_judge(
+    spec: IcmpCheck, rtts: list[float], cause: Cause, failed: tuple[str, ...], detail: str
+) -> None:
+    verdict = judge(spec, rtts)
+
+    assert (verdict.cause, verdict.failed, verdict.detail) == (cause, failed, detail)
