@@ -31,7 +31,7 @@ def site_from_arguments(url: str, origins: list[str], timeout: str) -> Site:
     except ValueError as exc:
         raise UsageError(f"--timeout: {exc}") from None
     return Site(
-        name="check",
+        name=parts.hostname,
         url=url,
         interval=seconds * 2,
         timeout=seconds,
