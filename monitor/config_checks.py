@@ -1,6 +1,6 @@
 """Checks of other kinds (dns, tcp, tls, icmp): stand-alone under ``checks:``, or in a site.
 
-In a site, a check's host (and the TLS port) default to the site's URL, so
+In a site, a check's host and port default to the site's URL, so
 ``checks: [{kind: tls}]`` is enough to watch the site's certificate.
 """
 
@@ -105,11 +105,15 @@ def _dns(k: _Keys, site: SiteTarget | None) -> DnsCheck:
 
 
 def _tcp(k: _Keys, site: SiteTarget | None) -> TcpCheck:
-    if "port" not in k.keys:
+    if "port" in k.keys:
+        port = config_values.port(k.reader, k.keys["port"], k.where("port"))
+    elif site is not None:
+        port = site.port
+    else:
         raise k.reader.error(k.node, k.where("port"), "is required")
     return TcpCheck(
         host=k.host("host", site),
-        port=config_values.port(k.reader, k.keys["port"], k.where("port")),
+        port=port,
         send=k.opt_string("send"),
         expect_reply=k.opt_string("expect_reply"),
     )

@@ -9,9 +9,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from monitor import __version__
-from monitor.models import ProbeResult
+from monitor.models import Kind, ProbeResult
 
-_PROBE_LABELS = ("monitor", "role", "origin")
+# A site's round holds several kinds of probe of one role (its HTTP edge, its TLS check):
+# ``kind`` keeps their series apart.
+_PROBE_LABELS = ("monitor", "role", "origin", "kind")
+_HTTP_LABELS = ("monitor", "role", "origin")
 # Web latencies: from a fast local answer to a cache's multi-second first-byte timeout.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -33,12 +36,18 @@ class Metrics:
         self.probe_http_duration = Gauge(
             "probe_http_duration_seconds",
             "Duration of each HTTP phase of the last probe, in seconds",
-            (*_PROBE_LABELS, "phase"),
+            (*_HTTP_LABELS, "phase"),
             registry=registry,
         )
         self.probe_http_status_code = Gauge(
             "probe_http_status_code",
             "HTTP status code of the last probe (0 when no response came)",
+            _HTTP_LABELS,
+            registry=registry,
+        )
+        self.probe_ssl_earliest_cert_expiry = Gauge(
+            "probe_ssl_earliest_cert_expiry",
+            "Expiry of the peer certificate seen by the last probe, in Unix seconds",
             _PROBE_LABELS,
             registry=registry,
         )
@@ -81,13 +90,18 @@ class Metrics:
 
     def observe_probe(self, result: ProbeResult) -> None:
         """Record one finished probe."""
-        labels = (result.monitor, result.role.value, result.origin or "")
+        where = (result.monitor, result.role.value, result.origin or "")
+        labels = (*where, result.kind.value)
         self.probe_success.labels(*labels).set(1 if result.ok else 0)
         self.probe_duration.labels(*labels).set(result.phases.total)
-        self.probe_http_status_code.labels(*labels).set(result.status or 0)
-        for phase, seconds in result.phases.items():
-            # blackbox_exporter reports a phase never reached as 0, so dashboards sum cleanly.
-            self.probe_http_duration.labels(*labels, phase).set(seconds or 0.0)
+        if result.cert_not_after is not None:
+            expiry = result.cert_not_after.timestamp()
+            self.probe_ssl_earliest_cert_expiry.labels(*labels).set(expiry)
+        if result.kind is Kind.HTTP:
+            self.probe_http_status_code.labels(*where).set(result.status or 0)
+            for phase, seconds in result.phases.items():
+                # blackbox_exporter reports a phase never reached as 0, so sums stay clean.
+                self.probe_http_duration.labels(*where, phase).set(seconds or 0.0)
         outcome = "success" if result.ok else "failure"
         self.checks.labels(*labels, outcome, result.cause.value).inc()
 

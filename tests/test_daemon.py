@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -48,19 +49,19 @@ async def _sample(session: aiohttp.ClientSession, base: str, series: str) -> flo
     return float(match.group(1)) if match else None
 
 
-def _series(site: str) -> str:
-    return f'probe_success{{monitor="{site}",origin="",role="edge"}}'
+def _series(site: str, role: str = "edge", origin: str = "", kind: str = "http") -> str:
+    return f'probe_success{{kind="{kind}",monitor="{site}",origin="{origin}",role="{role}"}}'
 
 
-async def _wait_for_metrics(base: str, sites: list[str], deadline: float) -> dict[str, float]:
+async def _wait_for_metrics(base: str, series: list[str], deadline: float) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as session:
         while loop.time() < deadline:
-            values = {s: await _sample(session, base, _series(s)) for s in sites}
+            values = {s: await _sample(session, base, s) for s in series}
             if all(v is not None for v in values.values()):
                 return {s: v for s, v in values.items() if v is not None}
             await asyncio.sleep(0.2)
-    raise AssertionError(f"metrics never showed all of {sites}")
+    raise AssertionError(f"metrics never showed all of {series}")
 
 
 async def test_daemon_checks_stores_exports_and_stops_cleanly(ok_site: str, tmp_path: Path) -> None:
@@ -79,6 +80,11 @@ defaults:
 sites:
   - name: up
     url: {ok_site}
+    origins:
+      - name: same-server
+        address: {urlsplit(ok_site).netloc}
+    checks:
+      - kind: tcp
   - name: refused
     url: http://127.0.0.1:{closed}/
   - name: nxdomain
@@ -104,8 +110,15 @@ sites:
             base = f"http://127.0.0.1:{port}"
             # Within two intervals of start-up (plus the interpreter's own start).
             deadline = asyncio.get_running_loop().time() + 10
-            values = await _wait_for_metrics(base, ["up", "refused", "nxdomain"], deadline)
-            assert values == {"up": 1.0, "refused": 0.0, "nxdomain": 0.0}
+            expected = {
+                _series("up"): 1.0,
+                _series("up", "origin", "same-server"): 1.0,
+                _series("up", kind="tcp"): 1.0,
+                _series("refused"): 0.0,
+                _series("nxdomain"): 0.0,
+            }
+            values = await _wait_for_metrics(base, list(expected), deadline)
+            assert values == expected
             async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as resp:
                 assert resp.status == 200, await resp.text()
             proc.send_signal(signal.SIGTERM)
@@ -117,14 +130,22 @@ sites:
     output = log_path.read_text(encoding="utf-8")
     assert exit_code == 0, output
     assert "Traceback" not in output
-    finished = re.findall(r"event=check\.finished monitor=(\S+) .*?cause=(\S+)", output)
+    finished = re.findall(
+        r"event=check\.finished monitor=(\S+) role=(\S+) .*?kind=(\S+) .*?cause=(\S+)", output
+    )
     with sqlite3.connect(tmp_path / "monitor.db") as db:
         rows = db.execute(
-            "SELECT m.name, r.cause FROM check_results r JOIN monitors m ON m.id = r.monitor_id"
+            "SELECT m.name, r.role, r.kind, r.cause FROM check_results r "
+            "JOIN monitors m ON m.id = r.monitor_id"
         ).fetchall()
-    # Every check the daemon finished (and logged) is in the database, none twice.
+    # Every probe the daemon finished (and logged) is in the database, none twice.
     assert sorted(rows) == sorted(finished)
-    causes = {name: cause for name, cause in rows}
-    assert causes == {"up": "ok", "refused": "connect_refused", "nxdomain": "dns_nxdomain"}
+    assert set(rows) == {
+        ("up", "edge", "http", "ok"),
+        ("up", "origin", "http", "ok"),
+        ("up", "edge", "tcp", "ok"),
+        ("refused", "edge", "http", "connect_refused"),
+        ("nxdomain", "edge", "http", "dns_nxdomain"),
+    }
     assert "event=daemon.stopped" in output
     assert "unwritten_results=0" in output
