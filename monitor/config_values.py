@@ -8,6 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 import yaml
+from yarl import URL
 
 from monitor.yamlnodes import NodeReader
 
@@ -41,7 +42,7 @@ def address(reader: NodeReader, node: yaml.Node, field: str) -> str:
     """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address, as written."""
     text = reader.string(node, field)
     host, port = split_host_port(text)
-    if not host or (port is not None and not 0 < port < 65536):
+    if not _usable_host(host) or (port is not None and not 0 < port < 65536):
         message = f"{text!r} is not an address like 203.0.113.10, host:8443 or [2001:db8::1]:443"
         raise reader.error(node, field, message)
     return text
@@ -51,7 +52,7 @@ def host(reader: NodeReader, node: yaml.Node, field: str) -> str:
     """A host name or IP address without a port."""
     text = reader.string(node, field)
     found, port = split_host_port(text)
-    if not found or port is not None:
+    if not _usable_host(found) or port is not None:
         raise reader.error(node, field, f"{text!r} is not a host name or IP address")
     return found
 
@@ -61,6 +62,17 @@ def port(reader: NodeReader, node: yaml.Node, field: str) -> int:
     if not 0 < number < 65536:
         raise reader.error(node, field, "must be a port number from 1 to 65535")
     return number
+
+
+def _usable_host(host: str) -> bool:
+    """A host a URL can carry: the probes build URLs from it, so refuse it here, not per check."""
+    if not host:
+        return False
+    try:
+        URL.build(scheme="http", host=host)
+    except ValueError:
+        return False
+    return True
 
 
 def split_host_port(text: str) -> tuple[str, int | None]:

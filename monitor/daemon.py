@@ -55,7 +55,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    writer = BatchWriter(store, on_written=metrics.observe_store_write)
+    writer = BatchWriter(
+        store, on_written=metrics.observe_store_write, on_dropped=metrics.store_dropped.inc
+    )
     metrics.store_pending.set_function(lambda: writer.pending)
     session = make_session()
     runner = Runner(session, writer, metrics)

@@ -33,7 +33,12 @@ class ConfigError(MonitorError):
 
 
 class StoreError(MonitorError):
-    """The store could not write or read."""
+    """The store could not write or read; ``permanent`` when retrying the same rows cannot help
+    (the database rejects the data itself), else the database is away and a retry may work."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        self.permanent = permanent
+        super().__init__(message)
 
 
 class NotifyError(MonitorError):

@@ -79,6 +79,11 @@ class Metrics:
             "Results written to the store",
             registry=registry,
         )
+        self.store_dropped = Counter(
+            "monitor_store_dropped_results",
+            "Results the database refused for good (each one is logged)",
+            registry=registry,
+        )
         self.store_pending = Gauge(
             "monitor_store_pending_results",
             "Finished results not yet written to the store",

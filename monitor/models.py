@@ -206,6 +206,14 @@ class Check:
     spec: CheckSpec
 
 
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    """What one HTTP probe looks at: the site's edge, or one of its origins."""
+
+    site: Site
+    origin: Origin | None = None
+
+
 Monitor = Site | Check
 """Anything the scheduler fires: a site (with its origins) or a stand-alone check."""
 

@@ -12,8 +12,16 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from monitor.config_values import split_host_port
-from monitor.models import CheckSpec, Monitor, Origin, ProbeContext, Role, Site, TlsCheck
-from monitor.probes.http import HttpTarget
+from monitor.models import (
+    CheckSpec,
+    HttpTarget,
+    Monitor,
+    Origin,
+    ProbeContext,
+    Role,
+    Site,
+    TlsCheck,
+)
 
 Spec = HttpTarget | CheckSpec
 

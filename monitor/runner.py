@@ -28,7 +28,21 @@ async def probe_round(
 ) -> list[ProbeResult]:
     """Run every probe of ``monitor``'s round concurrently; results in plan order."""
     planned = plan_round(monitor, time)
-    return list(await asyncio.gather(*(run_probe(session, p.ctx, p.spec) for p in planned)))
+    outcomes = await asyncio.gather(
+        *(run_probe(session, p.ctx, p.spec) for p in planned), return_exceptions=True
+    )
+    results: list[ProbeResult] = []
+    for probe, outcome in zip(planned, outcomes, strict=True):
+        if isinstance(outcome, ProbeResult):
+            results.append(outcome)
+        elif isinstance(outcome, Exception):
+            # A bug of ours in one probe must not cost the round its other results.
+            log.error(
+                "probe of %s (%s) failed: %r", monitor.name, probe.spec, outcome, exc_info=outcome
+            )
+        else:
+            raise outcome  # cancellation and other BaseExceptions go on up
+    return results
 
 
 class Runner:

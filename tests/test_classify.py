@@ -188,7 +188,7 @@ EXCEPTIONS = [
         ),
         RESOLVING,
         Verdict(
-            Cause.DNS_ERROR, "DNS lookup failed: Temporary failure in name resolution (site.test)"
+            Cause.DNS_ERROR, "DNS lookup failed: temporary failure in name resolution (site.test)"
         ),
         id="gaierror-again-dns-error",
     ),
@@ -232,7 +232,7 @@ EXCEPTIONS = [
         aiohttp.ClientConnectorError(WEB, PermissionError(errno.EPERM, "Operation not permitted")),
         CONNECTING,
         Verdict(
-            Cause.NETWORK_UNREACHABLE, "cannot connect: Operation not permitted (site.test:80)"
+            Cause.NETWORK_UNREACHABLE, "cannot connect: operation not permitted (site.test:80)"
         ),
         id="other-socket-error-before-connecting",
     ),

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import aiohttp
+import pytest
+
 from monitor.models import (
+    Cause,
     Check,
     DnsCheck,
+    HttpTarget,
     IcmpCheck,
     Origin,
+    ProbeContext,
+    ProbeResult,
     Role,
     Site,
     TcpCheck,
     TlsCheck,
 )
-from monitor.probes.http import HttpTarget
+from monitor.probes import PROBES
 from monitor.rounds import plan_round
+from monitor.runner import probe_round
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 O1 = Origin(name="o1", address="203.0.113.10:8443", tls_verify_name="o1.internal")
@@ -76,3 +84,31 @@ def test_a_stand_alone_check_is_one_probe() -> None:
 def test_a_site_without_origins_or_checks_is_its_edge_alone() -> None:
     site = Site(name="blog", url="http://blog.test/", interval=10.0, timeout=2.0)
     assert _summary(site) == [("edge", None, HttpTarget(site))]
+
+
+async def test_a_probe_that_raises_costs_the_round_only_its_own_result(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in one probe is logged; the round keeps the results of the others."""
+    site = Site(
+        name="shop",
+        url="http://shop.test/",
+        interval=10.0,
+        timeout=1.0,
+        origins=(Origin(name="o1", address="127.0.0.1:1"),),
+    )
+
+    async def edge_works_origin_crashes(
+        session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTarget
+    ) -> ProbeResult:
+        if spec.origin is not None:
+            raise RuntimeError("bug in the origin probe")
+        return ProbeResult(
+            monitor=ctx.monitor, role=ctx.role, origin=None, time=ctx.time, ok=True, cause=Cause.OK
+        )
+
+    monkeypatch.setitem(PROBES, HttpTarget, edge_works_origin_crashes)
+    async with aiohttp.ClientSession() as session:
+        results = await probe_round(session, site, T0)
+    assert [(r.role, r.cause) for r in results] == [(Role.EDGE, Cause.OK)]
+    assert "bug in the origin probe" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -145,3 +146,61 @@ async def test_close_without_start_reports_the_rows_never_written(store: SqlStor
 )
 def test_retries_back_off_exponentially_up_to_30_seconds(failures: int, seconds: float) -> None:
     assert retry_delay(failures) == seconds
+
+
+class RefusesOneRow(FailingStore):
+    """A store that refuses, for good, any batch holding a result whose detail is "bad"."""
+
+    async def write_results(self, results: Sequence[ProbeResult]) -> None:
+        if any(r.detail == "bad" for r in results):
+            raise StoreError("value too long", permanent=True)
+        await self.store.write_results(results)
+
+
+async def test_a_row_the_database_refuses_is_dropped_alone(store: SqlStore) -> None:
+    dropped: list[None] = []
+    writer = BatchWriter(RefusesOneRow(store, 0), on_dropped=lambda: dropped.append(None))
+    results = [probe(i) for i in range(5)]
+    results[2] = dataclasses.replace(results[2], detail="bad")
+    writer.start()
+    for r in results:
+        writer.submit(r)
+    assert await writer.close(5.0) == 0
+    stored = await store.fetch_results("shop")
+    assert sorted(r.time for r in stored) == [r.time for i, r in enumerate(results) if i != 2]
+    assert len(dropped) == 1
+    assert writer.healthy
+
+
+class Buggy(FailingStore):
+    """A store with a bug of ours: the first write raises something that is no StoreError."""
+
+    async def write_results(self, results: Sequence[ProbeResult]) -> None:
+        self.attempts.append(list(results))
+        if len(self.attempts) == 1:
+            raise RuntimeError("bug")
+        await self.store.write_results(results)
+
+
+async def test_an_unexpected_error_keeps_the_rows_and_the_writer_alive(
+    store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = BatchWriter(Buggy(store, 0))
+    writer.start()
+    writer.submit(probe(0))
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if not writer.healthy:
+            break
+    assert writer.last_error == "RuntimeError: bug"
+    assert await writer.close(5.0) == 0
+    assert len(await store.fetch_results("shop")) == 1
+    assert "failed unexpectedly" in caplog.text
+
+
+async def test_text_no_database_takes_is_stored_escaped(store: SqlStore) -> None:
+    # aiohttp hands undecodable header bytes over as surrogates; DNS TXT may hold NUL.
+    odd = dataclasses.replace(probe(0), detail="X-Cache: \udcff\udcfeMISS", target="a\x00b")
+    await store.write_results([odd])
+    [stored] = await store.fetch_results("shop")
+    assert (stored.detail, stored.target) == ("X-Cache: \\udcff\\udcfeMISS", "a\\x00b")

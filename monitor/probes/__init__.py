@@ -10,9 +10,17 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
-from monitor.models import DnsCheck, IcmpCheck, ProbeContext, ProbeResult, TcpCheck, TlsCheck
+from monitor.models import (
+    DnsCheck,
+    HttpTarget,
+    IcmpCheck,
+    ProbeContext,
+    ProbeResult,
+    TcpCheck,
+    TlsCheck,
+)
 from monitor.probes import dns, http, icmp, tcp, tls
-from monitor.probes.http import HttpTarget, make_session
+from monitor.probes.http import make_session
 
 __all__ = ["PROBES", "HttpTarget", "Probe", "make_session", "run_probe"]
 

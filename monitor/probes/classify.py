@@ -82,7 +82,7 @@ def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdic
     if isinstance(root, ssl.SSLCertVerificationError):
         return _certificate(root)
     if isinstance(root, ssl.SSLError):
-        reason = (root.reason or "").lower().replace("_", " ") or _line(root)
+        reason = (root.reason or "").lower().replace("_", " ") or one_line(root)
         return Verdict(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {reason}")
     if isinstance(root, socket.gaierror):
         return _dns(root, exc)
@@ -102,14 +102,14 @@ def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdic
     if isinstance(root, aiohttp.ServerDisconnectedError):
         return Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without answering")
     if isinstance(root, aiohttp.ClientResponseError):
-        return Verdict(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {_line(root.message)}")
+        return Verdict(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {one_line(root.message)}")
     if isinstance(root, aiohttp.ClientPayloadError):
-        return Verdict(Cause.PROTOCOL_ERROR, f"broken body: {_line(root)}")
+        return Verdict(Cause.PROTOCOL_ERROR, f"broken body: {one_line(root)}")
     # Anything else from the socket: the network if we never got a connection, else the
     # conversation with the server broke.
     if not connected:
-        return Verdict(Cause.NETWORK_UNREACHABLE, f"cannot connect: {_line(root)}{where}")
-    return Verdict(Cause.PROTOCOL_ERROR, _line(root))
+        return Verdict(Cause.NETWORK_UNREACHABLE, f"cannot connect: {one_line(root)}{where}")
+    return Verdict(Cause.PROTOCOL_ERROR, one_line(root))
 
 
 def _status_cause(status: int) -> Cause:
@@ -125,7 +125,7 @@ def _status_cause(status: int) -> Cause:
 def _certificate(error: ssl.SSLCertVerificationError) -> Verdict:
     if error.verify_code == _CERT_HAS_EXPIRED:
         return Verdict(Cause.TLS_CERT_EXPIRED, "certificate has expired")
-    message = error.verify_message or _line(error)
+    message = error.verify_message or one_line(error)
     return Verdict(Cause.TLS_CERT_INVALID, f"certificate not accepted: {message}")
 
 
@@ -133,7 +133,7 @@ def _dns(error: socket.gaierror, exc: Exception) -> Verdict:
     host = exc.host if isinstance(exc, aiohttp.ClientConnectorError) else "?"
     if error.errno in (socket.EAI_NONAME, socket.EAI_NODATA):
         return Verdict(Cause.DNS_NXDOMAIN, f"name not found ({host})")
-    return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {_line(error)} ({host})")
+    return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {one_line(error)} ({host})")
 
 
 def _timeout(stamps: Stamps, timeout: float) -> Verdict:
@@ -148,9 +148,9 @@ def _timeout(stamps: Stamps, timeout: float) -> Verdict:
     return Verdict(Cause.READ_TIMEOUT, f"body not complete {limit}")
 
 
-def _line(error: object) -> str:
-    """One short line from a message that may span several (aiohttp's parser errors do)."""
+def one_line(error: object) -> str:
+    """One short line from an error or a reply that may span several (parser errors do)."""
     if isinstance(error, OSError) and error.strerror:
-        error = error.strerror  # without the "[Errno n]" prefix
+        error = error.strerror.lower()  # without the "[Errno n]" prefix
     line = " ".join(str(error).split())
     return line if len(line) <= _DETAIL_LIMIT else line[: _DETAIL_LIMIT - 3] + "..."

@@ -9,6 +9,7 @@ horizon, which a person wants to see even when no answer is expected in particul
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import math
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import dns.resolver
 
 from monitor.config_values import split_host_port
 from monitor.models import Cause, DnsCheck, Kind, Phases, ProbeContext, ProbeResult
-from monitor.probes.classify import Verdict
+from monitor.probes.classify import Verdict, one_line
 
 SYSTEM = "system"
 """How the system's resolver (from /etc/resolv.conf) is named in details and answers."""
@@ -130,12 +131,18 @@ async def _lookup(name: dns.name.Name, rdtype: dns.rdatatype.RdataType, resolver
     return Lookup(resolver, frozenset(normalise(record, _text(r)) for r in answer.rrset))
 
 
+@functools.cache
+def _system_nameservers() -> tuple[str | dns.nameserver.Nameserver, ...]:
+    """The system's resolvers, read from /etc/resolv.conf once: reading the file is blocking
+    I/O, which has no place in the event loop on every check. A change needs a restart."""
+    return tuple(dns.resolver.Resolver().nameservers)
+
+
 def _resolver(resolver: str) -> dns.asyncresolver.Resolver:
+    chosen = dns.asyncresolver.Resolver(configure=False)
     if resolver == SYSTEM:
-        # Reads /etc/resolv.conf: a small local file, read anew so edits are honoured.
-        chosen = dns.asyncresolver.Resolver()
+        chosen.nameservers = list(_system_nameservers())
     else:
-        chosen = dns.asyncresolver.Resolver(configure=False)
         host, port = split_host_port(resolver)  # config has checked it is an address
         chosen.nameservers = [dns.nameserver.Do53Nameserver(host, port or 53)]
     # The probe's asyncio.timeout is the limit; within it dnspython retries a silent server.
@@ -156,10 +163,10 @@ def _failure(
         record = dns.rdatatype.to_text(rdtype)
         return Verdict(Cause.DNS_NXDOMAIN, f"no {record} record for {shown}")
     if isinstance(exc, dns.exception.Timeout):
-        return Verdict(Cause.DNS_TIMEOUT, _line(exc))
+        return Verdict(Cause.DNS_TIMEOUT, one_line(exc))
     if isinstance(exc, dns.resolver.NoNameservers):
         return Verdict(Cause.DNS_ERROR, _servers_said(exc))
-    return Verdict(Cause.DNS_ERROR, _line(exc))
+    return Verdict(Cause.DNS_ERROR, one_line(exc))
 
 
 def _servers_said(exc: dns.resolver.NoNameservers) -> str:
@@ -169,8 +176,8 @@ def _servers_said(exc: dns.resolver.NoNameservers) -> str:
         if isinstance(response, dns.message.Message):
             said.append(dns.rcode.to_text(response.rcode()))
         else:
-            said.append(_line(error))
-    return ", ".join(dict.fromkeys(said)) or _line(exc)  # dict: unique, in order
+            said.append(one_line(error))
+    return ", ".join(dict.fromkeys(said)) or one_line(exc)  # dict: unique, in order
 
 
 def _text(rdata: dns.rdata.Rdata) -> str:
@@ -181,9 +188,3 @@ def _text(rdata: dns.rdata.Rdata) -> str:
 
 def _listed(answers: frozenset[str]) -> str:
     return ", ".join(sorted(answers)) or "(nothing)"
-
-
-def _line(error: object) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror.lower()
-    return " ".join(str(error).split())

@@ -22,12 +22,11 @@ from monitor.config_values import split_host_port
 from monitor.models import (
     Expect,
     HttpRequest,
+    HttpTarget,
     Kind,
-    Origin,
     Phases,
     ProbeContext,
     ProbeResult,
-    Site,
 )
 from monitor.probes.classify import RedirectError, Verdict, classify_exception, classify_response
 from monitor.probes.expect import Answer
@@ -59,14 +58,6 @@ KEPT_HEADERS = (
 """Response headers that tell who answered (CDN, cache, proxy, origin); others are dropped."""
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-@dataclass(frozen=True, slots=True)
-class HttpTarget:
-    """What one HTTP probe looks at: the site's edge, or one of its origins."""
-
-    site: Site
-    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)

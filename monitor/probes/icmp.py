@@ -15,8 +15,8 @@ import aiohttp
 import icmplib  # type: ignore[import-untyped]
 
 from monitor.models import Cause, IcmpCheck, Kind, ProbeContext, ProbeResult
-from monitor.probes.classify import Verdict
-from monitor.probes.tcp import Progress, line, resolve, socket_failure
+from monitor.probes.classify import Verdict, one_line
+from monitor.probes.tcp import Progress, resolve, socket_failure
 
 INTERVAL = 0.2
 """Seconds between one reply (or its time limit) and the next ping, at most."""
@@ -48,7 +48,7 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: IcmpChe
     except icmplib.SocketPermissionError:
         verdict = Verdict(Cause.NOT_PERMITTED, NOT_PERMITTED)
     except icmplib.ICMPLibError as exc:  # a socket we cannot open or use for this address
-        verdict = Verdict(Cause.NETWORK_UNREACHABLE, f"cannot ping: {line(exc)}")
+        verdict = Verdict(Cause.NETWORK_UNREACHABLE, f"cannot ping: {one_line(exc)}")
     except OSError as exc:  # the name did not resolve
         verdict = socket_failure(exc, progress, spec.host, 0)
     else:

@@ -39,11 +39,14 @@ _Hook = Callable[[aiohttp.ClientSession, SimpleNamespace, object], Awaitable[Non
 
 
 def make_session(
-    *, limit: int = 256, resolver: AbstractResolver | None = None
+    *, limit: int = 0, resolver: AbstractResolver | None = None
 ) -> aiohttp.ClientSession:
     """The one session every HTTP probe shares; create it in the running loop, close it last.
 
-    ``limit`` caps connections open at once; a probe waiting for a slot is not timed.
+    ``limit`` caps connections open at once (0: no cap, the default). A probe waiting for a
+    slot is not timed, but its time limit runs: with a cap, hung targets that hold every
+    slot would make healthy ones time out, so the daemon leaves it off and relies on
+    each site running one round at a time.
     ``resolver`` looks names up (default: aiohttp's, i.e. the system's); tests pass one
     that knows their made-up names.
     """

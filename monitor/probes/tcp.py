@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter
+from typing import Any
 
+import aiohappyeyeballs
 import aiohttp
 
 from monitor.models import Cause, Kind, Phases, ProbeContext, ProbeResult, TcpCheck
-from monitor.probes.classify import Verdict
+from monitor.probes.classify import Verdict, one_line
 
 READ_LIMIT = 64 * 1024
 """Bytes of a reply read at most while looking for the expected text."""
@@ -26,7 +29,6 @@ _UNREACHABLE = {
     errno.EHOSTUNREACH: "host unreachable",
 }
 
-_LINE_LIMIT = 160
 
 
 @dataclass(slots=True)
@@ -97,7 +99,9 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TcpChec
         peer_port=progress.peer[1] if progress.peer else None,
         failed=verdict.failed,
         phases=progress.phases(perf_counter()),
-        answers=(line(reply.data.decode(errors="replace").splitlines()[0]),) if reply.data else (),
+        answers=(one_line(reply.data.decode(errors="replace").splitlines()[0]),)
+        if reply.data
+        else (),
     )
 
 
@@ -137,32 +141,35 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def resolve(host: str, port: int, progress: Progress) -> list[tuple[str, int]]:
-    """The addresses of ``host``, in the order the system prefers; raises ``socket.gaierror``."""
+_AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried alongside (RFC 8305)
+
+
+async def _lookup(host: str, port: int, progress: Progress) -> Sequence[_AddrInfo]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     progress.resolved = perf_counter()
-    return [(str(info[4][0]), int(info[4][1])) for info in infos]
+    return infos
+
+
+async def resolve(host: str, port: int, progress: Progress) -> list[tuple[str, int]]:
+    """The addresses of ``host``, in the order the system prefers; raises ``socket.gaierror``."""
+    return [(str(info[4][0]), int(info[4][1])) for info in await _lookup(host, port, progress)]
 
 
 async def connect(
     host: str, port: int, progress: Progress
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Resolve ``host`` and connect to its addresses in turn; raises the first ``OSError``.
+    """Resolve ``host`` and connect to its addresses with happy eyeballs; raises ``OSError``.
 
-    Done by hand rather than by ``open_connection(host)`` so resolving is timed apart,
-    and because asyncio merges the errors of several addresses into one without errno.
+    Resolving is done apart so it is timed apart. Racing the addresses keeps one that
+    silently drops packets (a broken IPv6 route) from using up the whole time limit.
     """
-    errors: list[OSError] = []
-    for address in await resolve(host, port, progress):
-        try:
-            reader, writer = await asyncio.open_connection(*address)
-        except OSError as exc:
-            errors.append(exc)
-            continue
-        progress.connected = perf_counter()
-        progress.peer = address
-        return reader, writer
-    raise errors[0]  # getaddrinfo never returns an empty list
+    infos = await _lookup(host, port, progress)
+    sock = await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
+    progress.connected = perf_counter()
+    peer = sock.getpeername()
+    progress.peer = (str(peer[0]), int(peer[1]))
+    return await asyncio.open_connection(sock=sock)
 
 
 def socket_failure(exc: OSError, progress: Progress, host: str, port: int) -> Verdict:
@@ -171,16 +178,17 @@ def socket_failure(exc: OSError, progress: Progress, host: str, port: int) -> Ve
     if isinstance(exc, socket.gaierror):
         if exc.errno in (socket.EAI_NONAME, socket.EAI_NODATA):
             return Verdict(Cause.DNS_NXDOMAIN, f"name not found ({host})")
-        return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {line(exc)} ({host})")
-    if isinstance(exc, ConnectionRefusedError):
+        return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {one_line(exc)} ({host})")
+    # Happy eyeballs merges the errors of several addresses, keeping a shared errno.
+    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
         return Verdict(Cause.CONNECT_REFUSED, f"connection refused ({target})")
     if exc.errno in _UNREACHABLE:
         return Verdict(Cause.NETWORK_UNREACHABLE, f"{_UNREACHABLE[exc.errno]} ({target})")
     if progress.connected is None:
-        return Verdict(Cause.NETWORK_UNREACHABLE, f"cannot connect: {line(exc)} ({target})")
+        return Verdict(Cause.NETWORK_UNREACHABLE, f"cannot connect: {one_line(exc)} ({target})")
     if isinstance(exc, ConnectionResetError):
         return Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server")
-    return Verdict(Cause.PROTOCOL_ERROR, line(exc))
+    return Verdict(Cause.PROTOCOL_ERROR, one_line(exc))
 
 
 def unconnected_timeout(progress: Progress, timeout: float) -> Verdict | None:
@@ -192,13 +200,9 @@ def unconnected_timeout(progress: Progress, timeout: float) -> Verdict | None:
     return None
 
 
-def line(error: object) -> str:
-    """One short line of an error or a reply."""
-    if isinstance(error, OSError) and error.strerror:
-        error = error.strerror.lower()  # without the "[Errno n]" prefix
-    text = " ".join(str(error).split())
-    return text if len(text) <= _LINE_LIMIT else text[: _LINE_LIMIT - 3] + "..."
-
-
 def _span(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else end - start
+
+
+def _first_line(data: bytes) -> str:
+    return one_line(data.decode(errors="replace").splitlines()[0])

@@ -19,12 +19,11 @@ import aiohttp
 from cryptography import x509
 
 from monitor.models import Cause, Kind, ProbeContext, ProbeResult, TlsCheck
-from monitor.probes.classify import Verdict
+from monitor.probes.classify import Verdict, one_line
 from monitor.probes.tcp import (
     Progress,
     connect,
     host_port,
-    line,
     socket_failure,
     unconnected_timeout,
 )
@@ -64,7 +63,7 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TlsChec
     except OSError as exc:  # ssl.SSLError is one too
         verdict = _failure(exc, progress, spec)
     except ValueError as exc:  # cryptography is stricter than OpenSSL about encodings
-        verdict = Verdict(Cause.TLS_CERT_INVALID, f"certificate cannot be read: {line(exc)}")
+        verdict = Verdict(Cause.TLS_CERT_INVALID, f"certificate cannot be read: {one_line(exc)}")
     else:
         verdict = judge(spec, seen, ctx.time)
     finally:
@@ -150,11 +149,11 @@ def _failure(exc: OSError, progress: Progress, spec: TlsCheck) -> Verdict:
             return Verdict(Cause.TLS_CERT_EXPIRED, "certificate has expired")
         return Verdict(Cause.TLS_CERT_INVALID, f"certificate not accepted: {exc.verify_message}")
     if isinstance(exc, ssl.SSLError):
-        reason = (exc.reason or "").lower().replace("_", " ") or line(exc)
+        reason = (exc.reason or "").lower().replace("_", " ") or one_line(exc)
         return Verdict(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {reason}")
     if progress.connected is not None:
         # Connected, so the handshake is what broke (a reset, or a close mid-way).
-        return Verdict(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {line(exc)}")
+        return Verdict(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {one_line(exc)}")
     return socket_failure(exc, progress, spec.host, spec.port)
 
 

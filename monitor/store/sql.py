@@ -9,7 +9,7 @@ from typing import Any
 from alembic.util import CommandError
 from sqlalchemy import RowMapping, event, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from monitor.errors import StoreError
@@ -57,8 +57,8 @@ class SqlStore:
         with _translated(f"writing {len(results)} results"):
             async with self._engine.begin() as conn:
                 new_ids = await _ensure_monitors(conn, sorted(unknown))
-                ids = self._monitor_ids | new_ids
-                rows = [_row(r, ids[r.monitor]) for r in results]
+                known = self._monitor_ids
+                rows = [_row(r, new_ids.get(r.monitor) or known[r.monitor]) for r in results]
                 await conn.execute(check_results.insert(), rows)
         self._monitor_ids.update(new_ids)
 
@@ -85,7 +85,10 @@ def _translated(action: str) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        raise StoreError(f"{action}: {_driver_message(exc)}") from exc
+        rejected = isinstance(exc, DataError | IntegrityError) and not exc.connection_invalidated
+        raise StoreError(f"{action}: {_driver_message(exc)}", permanent=rejected) from exc
+    except (StatementError, UnicodeError) as exc:  # a value no database could take
+        raise StoreError(f"{action}: {type(exc).__name__}: {exc}", permanent=True) from exc
     except (OSError, CommandError) as exc:  # connect failures; a revision we do not know
         raise StoreError(f"{action}: {type(exc).__name__}: {exc}") from exc
 
@@ -123,17 +126,26 @@ def _row(result: ProbeResult, monitor_id: int) -> dict[str, Any]:
         "origin": result.origin,
         "ok": result.ok,
         "cause": result.cause.value,
-        "detail": result.detail,
+        "detail": _storable(result.detail),
         "status": result.status,
         "peer_ip": result.peer_ip,
         "kind": result.kind.value,
-        "target": result.target,
+        "target": _storable(result.target),
         "peer_port": result.peer_port,
         "tls_version": result.tls_version,
         "cert_not_after": result.cert_not_after,
         **{f"{phase}_s": seconds for phase, seconds in result.phases.items()},
         "total_s": result.phases.total,
     }
+
+
+def _storable(text: str) -> str:
+    """Text every database takes: a target's bytes (undecodable header values, NUL in a DNS
+    TXT answer) are written as escapes instead of failing the whole batch."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe.replace("\x00", "\\x00")
 
 
 def _result(row: RowMapping) -> ProbeResult:

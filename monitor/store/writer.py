@@ -42,6 +42,7 @@ class BatchWriter:
         *,
         batch_size: int = 1000,
         on_written: Callable[[float, int], None] | None = None,
+        on_dropped: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._batch_size = batch_size
@@ -51,6 +52,7 @@ class BatchWriter:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
+        self._on_dropped = on_dropped
 
     @property
     def pending(self) -> int:
@@ -59,8 +61,9 @@ class BatchWriter:
 
     @property
     def healthy(self) -> bool:
-        """True unless the last write attempt failed."""
-        return self._last_error is None
+        """True unless the last write attempt failed or the writing task is gone."""
+        task_gone = self._task is not None and self._task.done() and not self._closing
+        return self._last_error is None and not task_gone
 
     @property
     def last_error(self) -> str | None:
@@ -113,8 +116,14 @@ class BatchWriter:
         try:
             await self._store.write_results(batch)
         except StoreError as exc:
+            if exc.permanent:
+                return await self._write_one_by_one(batch)
             logger.warning("writing %d results failed, will retry: %s", len(batch), exc)
             self._last_error = str(exc)
+            return False
+        except Exception as exc:  # our bug: keep the rows and the writer alive, and say so
+            logger.exception("writing %d results failed unexpectedly, will retry", len(batch))
+            self._last_error = f"{type(exc).__name__}: {exc}"
             return False
         seconds = time.perf_counter() - started
         for _ in batch:
@@ -124,4 +133,20 @@ class BatchWriter:
             self._last_error = None
         if self._on_written is not None:
             self._on_written(seconds, len(batch))
+        return True
+
+    async def _write_one_by_one(self, batch: list[ProbeResult]) -> bool:
+        """The database refused something in ``batch``: write its rows singly and drop only
+        those it refuses for good, so one bad row cannot block every row behind it."""
+        for result in batch:
+            try:
+                await self._store.write_results([result])
+            except StoreError as exc:
+                if not exc.permanent:
+                    self._last_error = str(exc)
+                    return False
+                logger.error("dropped a result the database refuses: %s: %s", result, exc)
+                if self._on_dropped is not None:
+                    self._on_dropped()
+            self._queue.popleft()
         return True
