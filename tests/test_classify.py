@@ -109,7 +109,7 @@ STATUS_CASES = [
     pytest.param(
         503,
         WELCOME,
-        b"Backend fetch failed",
+        b"Sorry, try later",
         Verdict(
             Cause.SERVICE_UNAVAILABLE,
             "expected status 200-399, got 503",

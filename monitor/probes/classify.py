@@ -16,6 +16,7 @@ import aiohttp
 from monitor.models import Cause, Expect
 from monitor.probes.expect import Answer, unmet
 from monitor.probes.phases import Stamps
+from monitor.signatures import identify, is_maintenance
 
 # X509_V_ERR_CERT_HAS_EXPIRED from OpenSSL's x509_vfy.h; the ssl module has no name for it.
 _CERT_HAS_EXPIRED = 10
@@ -46,6 +47,7 @@ class Verdict:
     cause: Cause
     detail: str = ""
     failed: tuple[str, ...] = ()  # names of the failed expectations
+    signature: str | None = None  # the known error page that decided the cause
 
     @property
     def ok(self) -> bool:
@@ -63,13 +65,25 @@ def classify_response(answer: Answer, expect: Expect) -> Verdict:
     if not failures:
         return Verdict(Cause.OK)
     first = failures[0]  # ``unmet`` lists status first and latency last
+    names = tuple(failure.name for failure in failures)
     if first.name == "status":
-        cause = _status_cause(answer.status)
-    elif first.name == "max_latency":
-        cause = Cause.SLOW
-    else:
-        cause = Cause.CONTENT_MISMATCH
-    return Verdict(cause, first.detail, tuple(failure.name for failure in failures))
+        return _failed_status(answer, first.detail, names)
+    cause = Cause.SLOW if first.name == "max_latency" else Cause.CONTENT_MISMATCH
+    return Verdict(cause, first.detail, names)
+
+
+def _failed_status(answer: Answer, detail: str, names: tuple[str, ...]) -> Verdict:
+    """Who answered with the wrong status, and why: a cache's or CDN's own error page
+    wins over ``Retry-After`` (Varnish sends one with its failure page)."""
+    signature = identify(answer.status, answer.headers, answer.body)
+    if signature is not None:
+        said = f"{signature.says} (HTTP {answer.status})"
+        return Verdict(signature.cause, said, names, signature.name)
+    if is_maintenance(answer.status, answer.headers):
+        retry = next(v for n, v in answer.headers if n.lower() == "retry-after")
+        said = f"HTTP 503 with Retry-After: {retry}: down for maintenance, back later"
+        return Verdict(Cause.MAINTENANCE, said, names)
+    return Verdict(_status_cause(answer.status), detail, names)
 
 
 def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdict:

@@ -108,6 +108,7 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTar
         body=rec.body,
         body_truncated=rec.body_truncated,
         failed=verdict.failed,
+        signature=verdict.signature,
         phases=phases,
         tls_version=rec.peer.tls_version,
         cert_not_after=rec.peer.cert_not_after,

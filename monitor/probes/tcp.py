@@ -30,7 +30,6 @@ _UNREACHABLE = {
 }
 
 
-
 @dataclass(slots=True)
 class Progress:
     """``perf_counter()`` stamps of how far a probe got; ``None`` for a point not reached.
