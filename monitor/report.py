@@ -28,7 +28,9 @@ def as_json(results: Sequence[ProbeResult], diagnosis: Diagnosis) -> dict[str, A
         "verdict": diagnosis.verdict.value,
         "cause": diagnosis.cause.value,
         "layer": diagnosis.layer.value,
+        "summary": diagnosis.summary,
         "hint": diagnosis.hint,
+        "evidence": list(diagnosis.evidence),
         "probes": [_probe_json(r) for r in results],
     }
 
@@ -58,17 +60,13 @@ def _probe_json(result: ProbeResult) -> dict[str, Any]:
 
 
 def as_text(results: Sequence[ProbeResult], diagnosis: Diagnosis) -> str:
-    lines: list[str] = []
+    """The verdict in plain words first, then each probe, then what to check."""
+    title = diagnosis.verdict.value.replace("_", " ").upper()
+    lines = [f"{title}: {diagnosis.summary}", ""]
     for result in results:
         lines.extend(_probe_lines(result))
-    lines.append(
-        f"verdict: {diagnosis.verdict.value}"
-        + (
-            f" (cause {diagnosis.cause.value}, layer {diagnosis.layer.value})"
-            if diagnosis.layer.value
-            else ""
-        )
-    )
+    detail = f" (cause {diagnosis.cause.value}, layer {diagnosis.layer.value})"
+    lines.append(f"verdict: {diagnosis.verdict.value}" + (detail if diagnosis.layer else ""))
     if diagnosis.hint:
         lines.append(f"hint: {diagnosis.hint}")
     return "\n".join(lines) + "\n"

@@ -100,7 +100,11 @@ async def test_text_shows_each_probe_its_phases_and_the_verdict(
     )
     assert code == 1
     lines = out.splitlines()
-    assert lines[0].startswith(f"FAIL edge [http] http://127.0.0.1:{edge}/")
+    assert lines[0] == (
+        "EDGE FAULT: the edge fails (Varnish could not fetch the page from its backend "
+        "(HTTP 503)) while every origin answers"
+    )
+    assert any(line.startswith(f"FAIL edge [http] http://127.0.0.1:{edge}/") for line in lines)
     assert any(line.startswith("ok   origin origin-1 [http]") for line in lines)
     assert sum("connect " in line and "processing " in line for line in lines) == 2
     assert "server: Varnish" in out
@@ -120,6 +124,7 @@ async def test_a_healthy_configured_site_exits_0(
     )
     code, out, _ = await _monitor("check", "-c", str(config), "shop")
     assert code == 0
+    assert out.startswith("UP: every probe answered as expected\n")
     assert out.endswith("verdict: up\n")
 
 

@@ -15,6 +15,7 @@ from monitor.errors import ConfigError
 from monitor.models import (
     DnsCheck,
     Expect,
+    HttpTarget,
     IcmpCheck,
     IpVersion,
     JsonExpect,
@@ -23,7 +24,6 @@ from monitor.models import (
     TcpCheck,
     TlsCheck,
 )
-from monitor.probes.http import HttpTarget
 from monitor.rounds import plan_round
 
 CONFIGS = Path(__file__).parent / "configs"
