@@ -82,7 +82,7 @@ async def test_upgrade_creates_the_schema_and_repeating_it_changes_nothing(store
         tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     assert tables == {"alembic_version", "monitors", "check_results"}
-    assert version == [("0002",)]
+    assert version == [("0003",)]
     assert await monitor_names(store_url) == ["shop"]
 
 
@@ -138,7 +138,7 @@ async def test_daemons_sharing_postgresql_upgrade_it_once(postgres_url: str) -> 
         async with connect(url) as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     assert errors == ["", "", "", ""]
-    assert versions == [("0002",)]
+    assert versions == [("0003",)]
 
 
 async def test_registering_monitors_is_idempotent(store: SqlStore, store_url: str) -> None:
@@ -356,3 +356,26 @@ async def test_upgrading_from_0001_keeps_the_results_written_before(store_url: s
     )
     assert old.ok
     assert old.phases.total == 0.1
+
+
+async def test_failing_probes_keep_their_evidence_passing_ones_do_not(store: SqlStore) -> None:
+    page = b"<h1>Error 503 Backend fetch failed</h1>" + b"x" * 10_000
+    headers = (("Server", "Varnish"), ("X-Varnish", "12"), ("Retry-After", "5"))
+    failing = probe(
+        second=1,
+        ok=False,
+        cause=Cause.BACKEND_FETCH_FAILED,
+        status=503,
+        signature="varnish-backend-fetch-failed",
+        headers=headers,
+        body=page,
+    )
+    passing = probe(second=0, headers=(("Server", "nginx"),), body=b"<h1>shop</h1>")
+    await store.write_results([passing, failing])
+    newest, oldest = await store.fetch_results("shop")
+    assert (newest.signature, newest.headers, newest.body) == (
+        "varnish-backend-fetch-failed",
+        headers,
+        page[:4096],
+    )
+    assert (oldest.signature, oldest.headers, oldest.body) == (None, (), b"")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from monitor.errors import StoreError
 from monitor.models import PHASES, Cause, Kind, Phases, ProbeResult, Role
 from monitor.store import migrate
-from monitor.store.tables import check_results, monitors
+from monitor.store.tables import EVIDENCE_BODY, check_results, monitors
 
 # Per connection: WAL lets readers work during a write; NORMAL is durable enough with WAL;
 # busy_timeout makes a second process wait for the write lock instead of failing at once.
@@ -134,8 +135,21 @@ def _row(result: ProbeResult, monitor_id: int) -> dict[str, Any]:
         "peer_port": result.peer_port,
         "tls_version": result.tls_version,
         "cert_not_after": result.cert_not_after,
+        **_evidence(result),
         **{f"{phase}_s": seconds for phase, seconds in result.phases.items()},
         "total_s": result.phases.total,
+    }
+
+
+def _evidence(result: ProbeResult) -> dict[str, Any]:
+    """What a failing probe saw, for explaining it later; nothing for a passing one."""
+    if result.ok:
+        return {"signature": None, "headers": None, "body": None}
+    headers = [[_storable(name), _storable(value)] for name, value in result.headers]
+    return {
+        "signature": result.signature,
+        "headers": json.dumps(headers, ensure_ascii=False),
+        "body": result.body[:EVIDENCE_BODY],
     }
 
 
@@ -166,6 +180,9 @@ def _result(row: RowMapping) -> ProbeResult:
         peer_port=row["peer_port"],
         tls_version=row["tls_version"],
         cert_not_after=row["cert_not_after"],
+        signature=row["signature"],
+        headers=tuple((n, v) for n, v in json.loads(row["headers"] or "[]")),
+        body=row["body"] or b"",
     )
 
 

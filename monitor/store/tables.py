@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -24,6 +25,8 @@ from sqlalchemy import (
 )
 
 from monitor.models import PHASES
+
+EVIDENCE_BODY = 4096  # bytes of a failing probe's body kept in the store
 
 # Named constraints keep migrations stable: unnamed ones get names each backend invents.
 metadata = MetaData(
@@ -91,6 +94,11 @@ check_results = Table(
     Column("peer_port", Integer, nullable=True),
     Column("tls_version", String, nullable=True),
     Column("cert_not_after", UtcDateTime, nullable=True),
+    # Added by migration 0003: the evidence of a failing probe, kept so an incident can be
+    # explained later; NULL for probes that passed, which keeps the table small.
+    Column("signature", String, nullable=True),
+    Column("headers", Text, nullable=True),  # JSON list of [name, value]
+    Column("body", LargeBinary, nullable=True),  # the first EVIDENCE_BODY bytes
     # All results of one round share (monitor_id, time): the index finds a round at once.
     Index(None, "monitor_id", "time"),
 )
