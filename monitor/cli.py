@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from monitor import __version__, logs
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, StoreError
+from monitor.maintenance import Window
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -50,16 +51,19 @@ def _check(args: argparse.Namespace) -> int:
     from monitor import oneshot  # probes and aiohttp only for the commands that probe
 
     try:
+        windows: tuple[Window, ...] = ()
         if args.config is not None:
             if args.origin or args.timeout is not None:
                 raise oneshot.UsageError("--origin and --timeout go with a URL, not with -c")
-            monitor = oneshot.monitor_from_config(load_config(args.config), args.target)
+            config = load_config(args.config)
+            monitor = oneshot.monitor_from_config(config, args.target)
+            windows = config.maintenance
         else:
             monitor = oneshot.site_from_arguments(args.target, args.origin, args.timeout or "10s")
     except (ConfigError, oneshot.UsageError) as exc:
         print(f"monitor check: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(oneshot.check_once(monitor, as_json_output=args.json))
+    return asyncio.run(oneshot.check_once(monitor, as_json_output=args.json, windows=windows))
 
 
 async def _db_upgrade(config: Config) -> int:

@@ -15,9 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from monitor import config_checks, config_http, config_values
+from monitor import config_checks, config_http, config_maintenance, config_values
 from monitor.durations import format_duration
 from monitor.errors import ConfigError
+from monitor.maintenance import Window
 from monitor.models import Check, CheckSpec, Expect, Origin, Site
 from monitor.yamlnodes import NodeReader, compose
 
@@ -55,6 +56,7 @@ class Config:
     server: Server
     sites: tuple[Site, ...]
     checks: tuple[Check, ...] = ()
+    maintenance: tuple[Window, ...] = ()
 
     @property
     def monitors(self) -> tuple[Site | Check, ...]:
@@ -87,7 +89,9 @@ def parse_config(text: str, *, file: str, env: Mapping[str, str]) -> Config:
         raise ConfigError(message, file=file, line=1)
     reader = NodeReader(file=file, env=env)
     keys = reader.mapping(
-        root, "", allowed=frozenset({"storage", "server", "defaults", "sites", "checks"})
+        root,
+        "",
+        allowed=frozenset({"storage", "server", "defaults", "sites", "checks", "maintenance"}),
     )
     defaults = _parse_defaults(reader, keys["defaults"]) if "defaults" in keys else _Defaults()
     sites, checks = _parse_monitors(reader, keys, defaults)
@@ -98,7 +102,16 @@ def parse_config(text: str, *, file: str, env: Mapping[str, str]) -> Config:
         server=_parse_server(reader, keys["server"]) if "server" in keys else _default_server(),
         sites=sites,
         checks=checks,
+        maintenance=config_maintenance.parse_windows(
+            reader, keys["maintenance"], _names(sites, checks)
+        )
+        if "maintenance" in keys
+        else (),
     )
+
+
+def _names(sites: tuple[Site, ...], checks: tuple[Check, ...]) -> tuple[str, ...]:
+    return tuple(site.name for site in sites) + tuple(check.name for check in checks)
 
 
 def _default_storage() -> Storage:

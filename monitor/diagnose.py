@@ -85,12 +85,18 @@ _EDGE_HINT = (
 _WAITED = 0.5
 
 
-def diagnose(results: Sequence[ProbeResult]) -> Diagnosis:
-    """The verdict of one round, comparing the edge with the origins."""
+def diagnose(results: Sequence[ProbeResult], window: str | None = None) -> Diagnosis:
+    """The verdict of one round, comparing the edge with the origins; ``window`` names the
+    configured maintenance window the monitor is in, if any."""
     edge = next((r for r in results if r.role is Role.EDGE and r.kind is Kind.HTTP), None)
     origins = [r for r in results if r.role is Role.ORIGIN and r.kind is Kind.HTTP]
     evidence = tuple(_evidence(r) for r in results if not r.ok)
     failing_origin = next((r for r in origins if not r.ok), None)
+    if window is not None and evidence:
+        summary = f"inside the maintenance window {window}: failures are expected"
+        hint = "planned maintenance: no page; check the site comes back when the window ends"
+        cause = next(r.cause for r in results if not r.ok)
+        return Diagnosis(Verdict.MAINTENANCE, cause, Layer.APP, summary, hint, evidence)
     if edge is not None and edge.cause is Cause.MAINTENANCE:
         return _maintenance(edge, evidence)
     if edge is not None and not edge.ok:

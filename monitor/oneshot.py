@@ -11,6 +11,7 @@ from monitor.config import Config
 from monitor.diagnose import Verdict, diagnose
 from monitor.durations import parse_duration
 from monitor.errors import MonitorError
+from monitor.maintenance import Window, window_at
 from monitor.models import Monitor, Origin, Site
 from monitor.probes import make_session
 from monitor.report import as_json, as_text
@@ -55,14 +56,18 @@ def monitor_from_config(config: Config, name: str) -> Monitor:
     raise UsageError(f"no site or check named {name!r} in the config (there are: {known})")
 
 
-async def check_once(monitor: Monitor, *, as_json_output: bool) -> int:
+async def check_once(
+    monitor: Monitor, *, as_json_output: bool, windows: tuple[Window, ...] = ()
+) -> int:
     """Probe ``monitor`` once, print the results; 0 when it is up, 1 when not."""
+    now = datetime.now(UTC)
     session = make_session()
     try:
-        results = await probe_round(session, monitor, datetime.now(UTC))
+        results = await probe_round(session, monitor, now)
     finally:
         await session.close()
-    diagnosis = diagnose(results)
+    window = window_at(windows, monitor.name, now)
+    diagnosis = diagnose(results, None if window is None else window.describe())
     if as_json_output:
         json.dump(as_json(results, diagnosis), sys.stdout, indent=2)
         sys.stdout.write("\n")
