@@ -44,9 +44,7 @@ def _one_off(
     sites: tuple[str, ...],
     timezone: str,
 ) -> Window:
-    for key in ("start", "end"):
-        if key not in keys:
-            raise reader.error(item, f"{field}.{key}", "is required")
+    _require(reader, keys, item, field, ("start", "end"))
     start = _time(reader, keys["start"], f"{field}.start", timezone)
     end = _time(reader, keys["end"], f"{field}.end", timezone)
     if end <= start:
@@ -62,9 +60,7 @@ def _recurring(
     sites: tuple[str, ...],
     timezone: str,
 ) -> Window:
-    for key in ("cron", "duration"):
-        if key not in keys:
-            raise reader.error(item, f"{field}.{key}", "is required")
+    _require(reader, keys, item, field, ("cron", "duration"))
     cron = reader.string(keys["cron"], f"{field}.cron")
     try:
         trigger(cron, timezone)
@@ -74,6 +70,18 @@ def _recurring(
         ) from None
     duration = reader.duration(keys["duration"], f"{field}.duration")
     return Window(sites=sites, cron=cron, duration=duration, timezone=timezone)
+
+
+def _require(
+    reader: NodeReader,
+    keys: dict[str, yaml.Node],
+    item: yaml.Node,
+    field: str,
+    names: tuple[str, str],
+) -> None:
+    for key in names:
+        if key not in keys:
+            raise reader.error(item, f"{field}.{key}", "is required")
 
 
 def _sites(

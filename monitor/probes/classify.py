@@ -10,10 +10,11 @@ import errno
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
-from monitor.models import Cause, Expect
+from monitor.models import Cause, Expect, Kind, ProbeContext, ProbeResult
 from monitor.probes.expect import Answer, unmet
 from monitor.probes.phases import Stamps
 from monitor.signatures import identify, is_maintenance
@@ -52,6 +53,24 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return self.cause is Cause.OK
+
+    def result(self, ctx: ProbeContext, kind: Kind, target: str, **facts: Any) -> ProbeResult:
+        """The ProbeResult of this verdict: ``ctx``'s labels and time, plus what the probe
+        saw (``facts``: status, phases, peer, answers ... as ProbeResult names them)."""
+        return ProbeResult(
+            monitor=ctx.monitor,
+            role=ctx.role,
+            origin=ctx.origin,
+            time=ctx.time,
+            ok=self.ok,
+            cause=self.cause,
+            detail=self.detail,
+            failed=self.failed,
+            signature=self.signature,
+            kind=kind,
+            target=target,
+            **facts,
+        )
 
 
 def classify_response(answer: Answer, expect: Expect) -> Verdict:

@@ -65,17 +65,10 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: DnsChec
     lookups = await asyncio.gather(*(bounded(r) for r in spec.resolvers or (SYSTEM,)))
     elapsed = perf_counter() - start  # lookups run side by side: the slowest decides
     verdict = judge(spec, lookups)
-    return ProbeResult(
-        monitor=ctx.monitor,
-        role=ctx.role,
-        origin=ctx.origin,
-        time=ctx.time,
-        ok=verdict.ok,
-        cause=verdict.cause,
-        detail=verdict.detail,
-        kind=Kind.DNS,
-        target=f"{spec.record} {spec.query} @ {', '.join(spec.resolvers) or SYSTEM}",
-        failed=verdict.failed,
+    return verdict.result(
+        ctx,
+        Kind.DNS,
+        f"{spec.record} {spec.query} @ {', '.join(spec.resolvers) or SYSTEM}",
         phases=Phases(resolve=elapsed, total=elapsed),
         answers=tuple(f"{x.resolver}={a}" for x in lookups for a in sorted(x.answers)),
     )

@@ -91,24 +91,16 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTar
     rec = Recorder(Stamps(request_start=perf_counter()))
     with resolving(plan.request.ip_version):
         verdict, phases = await _run(session, plan, rec, ctx)
-    return ProbeResult(
-        monitor=ctx.monitor,
-        role=ctx.role,
-        origin=ctx.origin,
-        time=ctx.time,
-        ok=verdict.ok,
-        cause=verdict.cause,
-        detail=verdict.detail,
-        kind=Kind.HTTP,
-        target=_described(plan, rec),
+    return verdict.result(
+        ctx,
+        Kind.HTTP,
+        _described(plan, rec),
         status=rec.status,
         headers=_kept_headers(rec.headers),
         peer_ip=rec.peer.ip,
         peer_port=rec.peer.port,
         body=rec.body,
         body_truncated=rec.body_truncated,
-        failed=verdict.failed,
-        signature=verdict.signature,
         phases=phases,
         tls_version=rec.peer.tls_version,
         cert_not_after=rec.peer.cert_not_after,

@@ -53,17 +53,10 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: IcmpChe
         verdict = socket_failure(exc, progress, spec.host, 0)
     else:
         verdict = judge(spec, rtts)
-    return ProbeResult(
-        monitor=ctx.monitor,
-        role=ctx.role,
-        origin=ctx.origin,
-        time=ctx.time,
-        ok=verdict.ok,
-        cause=verdict.cause,
-        detail=verdict.detail,
-        kind=Kind.ICMP,
-        target=spec.host,
-        failed=verdict.failed,
+    return verdict.result(
+        ctx,
+        Kind.ICMP,
+        spec.host,
         phases=progress.phases(perf_counter()),
         answers=tuple(f"{rtt * 1000:.3f} ms" for rtt in rtts),
     )

@@ -84,23 +84,14 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TcpChec
     finally:
         if writer is not None:
             writer.close()  # not awaited: how the peer says goodbye cannot change the verdict
-    return ProbeResult(
-        monitor=ctx.monitor,
-        role=ctx.role,
-        origin=ctx.origin,
-        time=ctx.time,
-        ok=verdict.ok,
-        cause=verdict.cause,
-        detail=verdict.detail,
-        kind=Kind.TCP,
-        target=target,
+    return verdict.result(
+        ctx,
+        Kind.TCP,
+        target,
         peer_ip=progress.peer[0] if progress.peer else None,
         peer_port=progress.peer[1] if progress.peer else None,
-        failed=verdict.failed,
         phases=progress.phases(perf_counter()),
-        answers=(one_line(reply.data.decode(errors="replace").splitlines()[0]),)
-        if reply.data
-        else (),
+        answers=(_first_line(reply.data),) if reply.data else (),
     )
 
 

@@ -70,19 +70,12 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TlsChec
         if writer is not None:
             writer.close()  # not awaited: how the peer says goodbye cannot change the verdict
     target = host_port(spec.host, spec.port)
-    return ProbeResult(
-        monitor=ctx.monitor,
-        role=ctx.role,
-        origin=ctx.origin,
-        time=ctx.time,
-        ok=verdict.ok,
-        cause=verdict.cause,
-        detail=verdict.detail,
-        kind=Kind.TLS,
-        target=target if name == spec.host else f"{target} as {name}",
+    return verdict.result(
+        ctx,
+        Kind.TLS,
+        target if name == spec.host else f"{target} as {name}",
         peer_ip=progress.peer[0] if progress.peer else None,
         peer_port=progress.peer[1] if progress.peer else None,
-        failed=verdict.failed,
         phases=progress.phases(perf_counter()),
         tls_version=seen.version if seen else None,
         cert_not_after=seen.not_after if seen else None,
