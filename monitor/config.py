@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from monitor import config_checks, config_http, config_maintenance, config_values
+from monitor import config_checks, config_http, config_maintenance, config_tracking, config_values
 from monitor.durations import format_duration
 from monitor.errors import ConfigError
 from monitor.maintenance import Window
 from monitor.models import Check, CheckSpec, Expect, Origin, Site
+from monitor.tracking import Tracking
 from monitor.yamlnodes import NodeReader, compose
 
 DEFAULT_STORAGE_URL = "sqlite+aiosqlite:///monitor.db"
@@ -57,6 +58,7 @@ class Config:
     sites: tuple[Site, ...]
     checks: tuple[Check, ...] = ()
     maintenance: tuple[Window, ...] = ()
+    tracking: Mapping[str, Tracking] = field(default_factory=dict)  # by monitor name
 
     @property
     def monitors(self) -> tuple[Site | Check, ...]:
@@ -68,6 +70,7 @@ class Config:
 class _Defaults:
     interval: float = DEFAULT_INTERVAL
     timeout: float = DEFAULT_TIMEOUT
+    tracking: Tracking = Tracking()
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -94,7 +97,7 @@ def parse_config(text: str, *, file: str, env: Mapping[str, str]) -> Config:
         allowed=frozenset({"storage", "server", "defaults", "sites", "checks", "maintenance"}),
     )
     defaults = _parse_defaults(reader, keys["defaults"]) if "defaults" in keys else _Defaults()
-    sites, checks = _parse_monitors(reader, keys, defaults)
+    sites, checks, tracking = _parse_monitors(reader, keys, defaults)
     return Config(
         storage=_parse_storage(reader, keys["storage"])
         if "storage" in keys
@@ -107,6 +110,7 @@ def parse_config(text: str, *, file: str, env: Mapping[str, str]) -> Config:
         )
         if "maintenance" in keys
         else (),
+        tracking=tracking,
     )
 
 
@@ -145,22 +149,25 @@ def _parse_server(reader: NodeReader, node: yaml.Node) -> Server:
 
 
 def _parse_defaults(reader: NodeReader, node: yaml.Node) -> _Defaults:
-    keys = reader.mapping(node, "defaults", allowed=frozenset({"interval", "timeout"}))
+    allowed = frozenset({"interval", "timeout"}) | config_tracking.KEYS
+    keys = reader.mapping(node, "defaults", allowed=allowed)
     interval = _duration(reader, keys, "interval", "defaults", DEFAULT_INTERVAL)
     timeout = _duration(reader, keys, "timeout", "defaults", min(DEFAULT_TIMEOUT, interval / 2))
     _check_timing(reader, keys, "defaults", interval, timeout)
-    return _Defaults(interval=interval, timeout=timeout)
+    tracking = config_tracking.parse_tracking(reader, keys, "defaults", Tracking())
+    return _Defaults(interval=interval, timeout=timeout, tracking=tracking)
 
 
 _SITE_KEYS = frozenset({"name", "url", "interval", "timeout", "expect", "origins", "checks"})
-_SITE_KEYS |= config_http.REQUEST_KEYS
+_SITE_KEYS |= config_http.REQUEST_KEYS | config_tracking.KEYS
 _ORIGIN_KEYS = frozenset({"name", "address", "url", "tls_verify_name", "tls_verify"})
 
 
 def _parse_monitors(
     reader: NodeReader, keys: dict[str, yaml.Node], defaults: _Defaults
-) -> tuple[tuple[Site, ...], tuple[Check, ...]]:
-    """Sites and stand-alone checks; their names share one space (the metric label)."""
+) -> tuple[tuple[Site, ...], tuple[Check, ...], dict[str, Tracking]]:
+    """Sites and stand-alone checks, and how each is tracked; their names share one space
+    (the metric label)."""
     sites = _parse_list(reader, keys.get("sites"), "sites", defaults, _parse_site)
     checks = _parse_list(reader, keys.get("checks"), "checks", defaults, _parse_check)
     if not sites and not checks:
@@ -178,7 +185,33 @@ def _parse_monitors(
             message = f"duplicate name {name!r} (sites and checks share names)"
             raise reader.error(name_node, f"{kind}[{index}].name", message)
         seen.add(name)
-    return tuple(s for s, _ in sites), tuple(c for c, _ in checks)
+    tracking = {
+        site.name: _tracking_of(reader, node, "sites", index, site, defaults)
+        for index, (site, node) in enumerate(sites)
+    }
+    for index, (check, node) in enumerate(checks):
+        tracking[check.name] = _tracking_of(reader, node, "checks", index, check, defaults)
+    return tuple(s for s, _ in sites), tuple(c for c, _ in checks), tracking
+
+
+def _tracking_of(
+    reader: NodeReader,
+    node: yaml.Node,
+    kind: str,
+    index: int,
+    monitor: Site | Check,
+    defaults: _Defaults,
+) -> Tracking:
+    """The monitor's own tracking keys over the defaults; the trend forecast's limit is the
+    site's max_latency, or else its timeout, unless one is set."""
+    keys = reader.mapping_keys(node, f"{kind}[{index}]")
+    tracking = config_tracking.parse_tracking(
+        reader, keys, f"{kind}[{index}]", defaults.tracking
+    )
+    if tracking.trend.limit is not None:
+        return tracking
+    limit = monitor.expect.max_latency if isinstance(monitor, Site) else None
+    return replace(tracking, trend=replace(tracking.trend, limit=limit or monitor.timeout))
 
 
 _T = TypeVar("_T", Site, Check)
@@ -243,6 +276,7 @@ def _parse_site_checks(
 def _parse_check(reader: NodeReader, node: yaml.Node, field: str, defaults: _Defaults) -> Check:
     kind = config_checks.kind_of(reader, reader.mapping_keys(node, field), node, field)
     allowed = config_checks.KIND_KEYS[kind] | {"kind", "name", "interval", "timeout"}
+    allowed |= config_tracking.KEYS
     keys = reader.mapping(node, field, allowed=allowed, required=frozenset({"name"}))
     interval, timeout = _timing(reader, keys, field, defaults)
     return Check(

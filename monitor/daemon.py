@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -14,11 +16,13 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from monitor import logs
 from monitor.config import Config
 from monitor.errors import StoreError
+from monitor.judging import Judge
 from monitor.metrics import Metrics
 from monitor.probes import make_session
 from monitor.runner import Runner
 from monitor.scheduler import CheckScheduler
 from monitor.store import BatchWriter, SqlStore
+from monitor.tracking import StateRecord, Tracked, Tracker
 from monitor.web import Health, make_app
 
 log = logging.getLogger("monitor.daemon")
@@ -26,6 +30,7 @@ log = logging.getLogger("monitor.daemon")
 # SIGTERM must end the process within 10 s: rounds get 5 s to finish, the store 4 s to flush.
 IN_FLIGHT_GRACE = 5.0
 FLUSH_GRACE = 4.0
+BASELINE_SAVE_INTERVAL = 300.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +47,11 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     """Run until ``stop`` is set (or SIGTERM/SIGINT); return the process exit code."""
     stop = stop or _stop_on_signals()
     store = SqlStore(config.storage.url)
+    tracker = Tracker(config.tracking)
     try:
         await store.upgrade()
         await store.register_monitors([monitor.name for monitor in config.monitors])
+        _restore(tracker, await store.load_tracked(), config)
     except StoreError as exc:
         logs.event(
             log, "store.unavailable", logging.ERROR, url=config.storage.display_url, error=str(exc)
@@ -56,16 +63,23 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     writer = BatchWriter(
-        store, on_written=metrics.observe_store_write, on_dropped=metrics.store_dropped.inc
+        store.write_results, on_written=metrics.observe_store_write, on_dropped=metrics.store_dropped.inc
     )
-    metrics.store_pending.set_function(lambda: writer.pending)
+    states: BatchWriter[StateRecord] = BatchWriter(
+        store.write_states, batch_size=100, what="state changes"
+    )
+    metrics.store_pending.set_function(lambda: writer.pending + states.pending)
+    metrics.set_incidents_open(tracker.open_incidents)
+    metrics.config_reloaded(True)
+    judge = Judge(tracker, config.maintenance, states, metrics)
     session = make_session()
-    runner = Runner(session, writer, metrics)
+    runner = Runner(session, writer, metrics, judge)
     scheduler = CheckScheduler(config.monitors, runner.run_round, metrics)
 
     def health() -> Health:
         firing = scheduler.running and scheduler.firing_recently()
-        return Health(firing, writer.healthy, writer.last_error)
+        healthy = writer.healthy and states.healthy
+        return Health(firing, healthy, writer.last_error or states.last_error)
 
     web_runner = web.AppRunner(make_app(registry, health), access_log=None)
     await web_runner.setup()
@@ -77,6 +91,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         await _close_all(web_runner, session, store)
         return 1
     writer.start()
+    states.start()
+    baselines = Baselines(store, tracker)
+    baselines.start()
     scheduler.start()
     logs.event(
         log,
@@ -86,7 +103,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         store=config.storage.display_url,
     )
     await stop.wait()
-    stopped = await _shut_down(scheduler, runner, writer)
+    stopped = await _shut_down(scheduler, runner, (writer, states))
+    await baselines.close()
     await _close_all(web_runner, session, store)
     level = logging.INFO if stopped.clean else logging.ERROR
     logs.event(
@@ -99,12 +117,52 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     return 0 if stopped.clean else 1
 
 
-async def _shut_down(scheduler: CheckScheduler, runner: Runner, writer: BatchWriter) -> Stopped:
+async def _shut_down(
+    scheduler: CheckScheduler, runner: Runner, writers: tuple[BatchWriter[Any], ...]
+) -> Stopped:
     scheduler.stop_firing()
     unfinished = await runner.wait_in_flight(IN_FLIGHT_GRACE)
     scheduler.shutdown()  # cancels rounds that outlived the grace: they have no result
-    unwritten = await writer.close(FLUSH_GRACE)
-    return Stopped(unfinished_rounds=unfinished, unwritten_results=unwritten)
+    left = await asyncio.gather(*(w.close(FLUSH_GRACE) for w in writers))
+    return Stopped(unfinished_rounds=unfinished, unwritten_results=sum(left))
+
+
+def _restore(tracker: Tracker, stored: dict[str, Tracked], config: Config) -> None:
+    """Take up each configured monitor's stored state, open incident and baselines."""
+    for monitor in config.monitors:
+        if monitor.name in stored:
+            tracker.restore(monitor.name, stored[monitor.name])
+    restored = sum(monitor.name in stored for monitor in config.monitors)
+    logs.event(log, "state.restored", monitors=restored, open_incidents=tracker.open_incidents)
+
+
+class Baselines:
+    """Saves the latency baselines now and then, and at the end, so they outlive restarts."""
+
+    def __init__(self, store: SqlStore, tracker: Tracker) -> None:
+        self._store = store
+        self._tracker = tracker
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._every(), name="baselines")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+        await self.save()
+
+    async def save(self) -> None:
+        try:
+            await self._store.write_baselines(self._tracker.baselines(), datetime.now(UTC))
+        except StoreError as exc:
+            logs.event(log, "baselines.not_saved", logging.WARNING, error=str(exc))
+
+    async def _every(self) -> None:
+        while True:
+            await asyncio.sleep(BASELINE_SAVE_INTERVAL)
+            await self.save()
 
 
 async def _close_all(

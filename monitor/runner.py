@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
 import aiohttp
 
 from monitor import logs
+from monitor.judging import Judge
 from monitor.metrics import Metrics
 from monitor.models import Monitor, ProbeResult
 from monitor.probes import run_probe
@@ -46,12 +48,23 @@ async def probe_round(
 
 
 class Runner:
-    """Runs rounds and keeps track of those in flight, so a shutdown can let them finish."""
+    """Runs rounds and keeps track of those in flight, so a shutdown can let them finish.
 
-    def __init__(self, session: aiohttp.ClientSession, sink: ResultSink, metrics: Metrics) -> None:
+    With a ``judge``, each round is judged, and a failed round of a healthy monitor is
+    checked again at once when the state machine asks (and the interval leaves time).
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        sink: ResultSink,
+        metrics: Metrics,
+        judge: Judge | None = None,
+    ) -> None:
         self._session = session
         self._sink = sink
         self._metrics = metrics
+        self._judge = judge
         self._in_flight: set[asyncio.Task[object]] = set()
 
     async def run_round(self, monitor: Monitor) -> list[ProbeResult]:
@@ -59,13 +72,33 @@ class Runner:
         if task is not None:
             self._in_flight.add(task)
         try:
-            results = await probe_round(self._session, monitor, datetime.now(UTC))
-            for result in results:
-                self._record(result)
-            return results
+            return await self._round(monitor)
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+
+    async def _round(self, monitor: Monitor) -> list[ProbeResult]:
+        started = time.monotonic()
+        results = await self._probe(monitor)
+        if self._judge is None or not results:
+            return results
+        found = self._judge.judge(monitor.name, results, results[0].time)
+        if not found.step.confirm:
+            return results
+        if time.monotonic() - started + monitor.timeout > monitor.interval * 0.9:
+            # No time for a re-check before the next round: this round counts as it is.
+            self._judge.judge(monitor.name, results, results[0].time, confirmation=True)
+            return results
+        again = await self._probe(monitor)
+        if again:
+            self._judge.judge(monitor.name, again, again[0].time, confirmation=True)
+        return [*results, *again]
+
+    async def _probe(self, monitor: Monitor) -> list[ProbeResult]:
+        results = await probe_round(self._session, monitor, datetime.now(UTC))
+        for result in results:
+            self._record(result)
+        return results
 
     def _record(self, result: ProbeResult) -> None:
         self._sink.submit(result)

@@ -81,8 +81,16 @@ async def test_upgrade_creates_the_schema_and_repeating_it_changes_nothing(store
     async with connect(store_url) as conn:
         tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert tables == {"alembic_version", "monitors", "check_results"}
-    assert version == [("0003",)]
+    assert tables == {
+        "alembic_version",
+        "monitors",
+        "check_results",
+        "monitor_states",
+        "incidents",
+        "incident_events",
+        "latency_baselines",
+    }
+    assert version == [("0004",)]
     assert await monitor_names(store_url) == ["shop"]
 
 
@@ -138,7 +146,7 @@ async def test_daemons_sharing_postgresql_upgrade_it_once(postgres_url: str) -> 
         async with connect(url) as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     assert errors == ["", "", "", ""]
-    assert versions == [("0003",)]
+    assert versions == [("0004",)]
 
 
 async def test_registering_monitors_is_idempotent(store: SqlStore, store_url: str) -> None:

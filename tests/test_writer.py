@@ -68,7 +68,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 async def test_everything_submitted_is_written_in_batches(store: SqlStore) -> None:
     writes: list[tuple[float, int]] = []
-    writer = BatchWriter(store, batch_size=1000, on_written=lambda s, n: writes.append((s, n)))
+    writer = BatchWriter(store.write_results, batch_size=1000, on_written=lambda s, n: writes.append((s, n)))
     writer.start()
     for second in range(5000):
         writer.submit(probe(second))
@@ -86,7 +86,7 @@ async def test_everything_submitted_is_written_in_batches(store: SqlStore) -> No
 
 async def test_rows_submitted_during_a_write_go_into_the_next_batch(store: SqlStore) -> None:
     rows: list[int] = []
-    writer = BatchWriter(store, on_written=lambda _, n: rows.append(n))
+    writer = BatchWriter(store.write_results, on_written=lambda _, n: rows.append(n))
     writer.start()
     writer.submit(probe(0))
     await asyncio.sleep(0)  # the writer takes the first row and starts writing
@@ -101,7 +101,7 @@ async def test_a_failing_store_loses_nothing_and_keeps_order(
     store: SqlStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     failing = FailingStore(store, failures=1)
-    writer = BatchWriter(failing, batch_size=3)
+    writer = BatchWriter(failing.write_results, batch_size=3)
     writer.start()
     for second in range(5):
         writer.submit(probe(second))
@@ -124,7 +124,7 @@ async def test_a_failing_store_loses_nothing_and_keeps_order(
 
 async def test_close_gives_up_on_a_dead_store_and_counts_what_is_left(store: SqlStore) -> None:
     failing = FailingStore(store, failures=1_000_000)
-    writer = BatchWriter(failing, batch_size=2)
+    writer = BatchWriter(failing.write_results, batch_size=2)
     writer.start()
     for second in range(5):
         writer.submit(probe(second))
@@ -135,7 +135,7 @@ async def test_close_gives_up_on_a_dead_store_and_counts_what_is_left(store: Sql
 
 
 async def test_close_without_start_reports_the_rows_never_written(store: SqlStore) -> None:
-    writer = BatchWriter(store)
+    writer = BatchWriter(store.write_results)
     writer.submit(probe(0))
     assert await writer.close(timeout=1) == 1
 
@@ -159,7 +159,7 @@ class RefusesOneRow(FailingStore):
 
 async def test_a_row_the_database_refuses_is_dropped_alone(store: SqlStore) -> None:
     dropped: list[None] = []
-    writer = BatchWriter(RefusesOneRow(store, 0), on_dropped=lambda: dropped.append(None))
+    writer = BatchWriter(RefusesOneRow(store, 0).write_results, on_dropped=lambda: dropped.append(None))
     results = [probe(i) for i in range(5)]
     results[2] = dataclasses.replace(results[2], detail="bad")
     writer.start()
@@ -185,7 +185,7 @@ class Buggy(FailingStore):
 async def test_an_unexpected_error_keeps_the_rows_and_the_writer_alive(
     store: SqlStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    writer = BatchWriter(Buggy(store, 0))
+    writer = BatchWriter(Buggy(store, 0).write_results)
     writer.start()
     writer.submit(probe(0))
     for _ in range(50):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from monitor.errors import StoreError
 from monitor.models import PHASES, Cause, Kind, Phases, ProbeResult, Role
-from monitor.store import migrate
+from monitor.store import migrate, states
 from monitor.store.tables import EVIDENCE_BODY, check_results, monitors
+from monitor.tracking import Baseline, StateRecord, Tracked
 
 # Per connection: WAL lets readers work during a write; NORMAL is durable enough with WAL;
 # busy_timeout makes a second process wait for the write lock instead of failing at once.
@@ -75,6 +77,36 @@ class SqlStore:
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(query)).mappings().all()
         return [_result(row) for row in rows]
+
+    async def write_states(self, records: Sequence[StateRecord]) -> None:
+        if not records:
+            return
+        with _translated(f"writing {len(records)} state changes"):
+            async with self._engine.begin() as conn:
+                ids = await _ensure_monitors(conn, sorted({r.monitor for r in records}))
+                for record in records:
+                    await states.write_record(conn, record, ids[record.monitor])
+        self._monitor_ids.update(ids)
+
+    async def write_baselines(self, baselines: Sequence[Baseline], now: datetime) -> None:
+        if not baselines:
+            return
+        with _translated(f"writing {len(baselines)} latency baselines"):
+            async with self._engine.begin() as conn:
+                ids = await _ensure_monitors(conn, sorted({b.monitor for b in baselines}))
+                await states.write_baselines(conn, baselines, ids, now)
+
+    async def load_tracked(self) -> dict[str, Tracked]:
+        with _translated("reading monitor states"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(select(monitors.c.id, monitors.c.name))).all()
+                return await states.load_tracked(conn, {id_: name for id_, name in rows})
+
+    async def fetch_incidents(self, monitor: str) -> list[dict[str, Any]]:
+        """Every incident of ``monitor``, oldest first, each with its ``events``."""
+        with _translated(f"reading incidents of {monitor!r}"):
+            async with self._engine.connect() as conn:
+                return await states.fetch_incidents(conn, monitor)
 
     async def close(self) -> None:
         await self._engine.dispose()

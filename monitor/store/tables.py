@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     func,
 )
 
@@ -101,4 +102,64 @@ check_results = Table(
     Column("body", LargeBinary, nullable=True),  # the first EVIDENCE_BODY bytes
     # All results of one round share (monitor_id, time): the index finds a round at once.
     Index(None, "monitor_id", "time"),
+)
+
+# Added by migration 0004: each monitor's state, its incidents with their timelines, and
+# the latency baselines, so a restart neither re-opens an incident nor forgets a baseline.
+monitor_states = Table(
+    "monitor_states",
+    metadata,
+    Column("monitor_id", Integer, ForeignKey(monitors.c.id), primary_key=True),
+    Column("state", String, nullable=False),
+    Column("since", UtcDateTime, nullable=True),
+    Column("flapping", Boolean, nullable=False),
+    Column("data", Text, nullable=False),  # JSON: monitor.state.MonitorState.to_json()
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("monitor_id", Integer, ForeignKey(monitors.c.id), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("state", String, nullable=False),  # down or degraded: what opened it
+    Column("flapping", Boolean, nullable=False),
+    Column("verdict", String, nullable=False),
+    Column("cause", String, nullable=False),
+    Column("layer", String, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("hint", Text, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON list of lines
+    # A monitor opens at most one incident at a time: a retried write cannot open two.
+    UniqueConstraint("monitor_id", "opened_at"),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("incident_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey(incidents.c.id), nullable=False),
+    Column("seq", Integer, nullable=False),  # 1, 2, ... within the incident
+    Column("time", UtcDateTime, nullable=False),
+    Column("kind", String, nullable=False),  # opened, changed, flapping, calm, closed
+    Column("state", String, nullable=False),
+    Column("event", String, nullable=True),  # the alert it stands for: down, recovered, ...
+    Column("verdict", String, nullable=False),
+    Column("cause", String, nullable=False),
+    Column("summary", Text, nullable=False),
+    UniqueConstraint("incident_id", "seq"),
+)
+
+latency_baselines = Table(
+    "latency_baselines",
+    metadata,
+    Column("monitor_id", Integer, ForeignKey(monitors.c.id), primary_key=True),
+    Column("role", String, primary_key=True),
+    Column("origin", String, primary_key=True),  # "" for the edge
+    Column("phase", String, primary_key=True),
+    Column("data", Text, nullable=False),  # JSON: monitor.trends.TrendState.to_json()
+    Column("updated_at", UtcDateTime, nullable=False),
 )

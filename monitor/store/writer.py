@@ -1,4 +1,5 @@
-"""Batches results into few transactions and keeps them through database outages."""
+"""Batches rows (results, state changes) into few transactions and keeps them through
+database outages."""
 
 from __future__ import annotations
 
@@ -6,15 +7,11 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
 from monitor.errors import StoreError
-from monitor.models import ProbeResult
-
-if TYPE_CHECKING:
-    from monitor.store import Store
 
 logger = logging.getLogger("monitor.store")
 
@@ -28,8 +25,11 @@ def retry_delay(failures: int) -> float:
     return min(FIRST_RETRY_DELAY * 2.0 ** min(failures - 1, 10), MAX_RETRY_DELAY)
 
 
-class BatchWriter:
-    """Queues results in memory and writes them in batches from one task.
+T = TypeVar("T")
+
+
+class BatchWriter(Generic[T]):
+    """Queues rows in memory and writes them in batches from one task, with ``write``.
 
     A failed batch stays at the head of the queue and is retried with backoff until it is
     written, so nothing is dropped and order is kept. ``on_written(seconds, rows)`` is
@@ -38,16 +38,18 @@ class BatchWriter:
 
     def __init__(
         self,
-        store: Store,
+        write: Callable[[Sequence[T]], Awaitable[None]],
         *,
+        what: str = "results",
         batch_size: int = 1000,
         on_written: Callable[[float, int], None] | None = None,
         on_dropped: Callable[[], None] | None = None,
     ) -> None:
-        self._store = store
+        self._write = write
+        self._what = what
         self._batch_size = batch_size
         self._on_written = on_written
-        self._queue: deque[ProbeResult] = deque()
+        self._queue: deque[T] = deque()
         self._arrived = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -70,9 +72,9 @@ class BatchWriter:
         """Why the last write attempt failed; None once a write succeeds."""
         return self._last_error
 
-    def submit(self, result: ProbeResult) -> None:
-        """Queue one result; never blocks."""
-        self._queue.append(result)
+    def submit(self, row: T) -> None:
+        """Queue one row; never blocks."""
+        self._queue.append(row)
         self._arrived.set()
 
     def start(self) -> None:
@@ -114,38 +116,42 @@ class BatchWriter:
         batch = list(islice(self._queue, self._batch_size))
         started = time.perf_counter()
         try:
-            await self._store.write_results(batch)
+            await self._write(batch)
         except StoreError as exc:
             if exc.permanent:
                 return await self._write_one_by_one(batch)
-            logger.warning("writing %d results failed, will retry: %s", len(batch), exc)
+            logger.warning(
+                "writing %d %s failed, will retry: %s", len(batch), self._what, exc
+            )
             self._last_error = str(exc)
             return False
         except Exception as exc:  # our bug: keep the rows and the writer alive, and say so
-            logger.exception("writing %d results failed unexpectedly, will retry", len(batch))
+            logger.exception(
+                "writing %d %s failed unexpectedly, will retry", len(batch), self._what
+            )
             self._last_error = f"{type(exc).__name__}: {exc}"
             return False
         seconds = time.perf_counter() - started
         for _ in batch:
             self._queue.popleft()
         if self._last_error is not None:
-            logger.info("writing results works again")
+            logger.info("writing %s works again", self._what)
             self._last_error = None
         if self._on_written is not None:
             self._on_written(seconds, len(batch))
         return True
 
-    async def _write_one_by_one(self, batch: list[ProbeResult]) -> bool:
+    async def _write_one_by_one(self, batch: list[T]) -> bool:
         """The database refused something in ``batch``: write its rows singly and drop only
         those it refuses for good, so one bad row cannot block every row behind it."""
-        for result in batch:
+        for row in batch:
             try:
-                await self._store.write_results([result])
+                await self._write([row])
             except StoreError as exc:
                 if not exc.permanent:
                     self._last_error = str(exc)
                     return False
-                logger.error("dropped a result the database refuses: %s: %s", result, exc)
+                logger.error("dropped a row the database refuses: %s: %s", row, exc)
                 if self._on_dropped is not None:
                     self._on_dropped()
             self._queue.popleft()

@@ -1,0 +1,97 @@
+"""After a round: judge it (diagnosis, trends, state, incident), then tell the store, the
+metrics and the log. The state machine asks for a re-check; the runner runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from monitor import logs
+from monitor.maintenance import Window, window_at
+from monitor.models import ProbeResult
+from monitor.tracking import Assessment, StateRecord, Tracker
+
+log = logging.getLogger("monitor.state")
+
+
+class StateSink(Protocol):
+    def submit(self, row: StateRecord) -> None: ...
+
+
+class StateMetrics(Protocol):
+    def observe_state(self, monitor: str, state: str, verdict: str) -> None: ...
+
+    def set_incidents_open(self, count: int) -> None: ...
+
+    def observe_trend(
+        self, monitor: str, role: str, origin: str, phase: str, baseline: float, ratio: float
+    ) -> None: ...
+
+
+class Judge:
+    """Judges every round of every monitor with one Tracker, and reports what changed."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        windows: tuple[Window, ...],
+        sink: StateSink,
+        metrics: StateMetrics,
+    ) -> None:
+        self.tracker = tracker
+        self._windows = windows
+        self._sink = sink
+        self._metrics = metrics
+
+    def judge(
+        self,
+        monitor: str,
+        results: Sequence[ProbeResult],
+        now: datetime,
+        confirmation: bool = False,
+    ) -> Assessment:
+        window = window_at(self._windows, monitor, now)
+        named = None if window is None else window.describe()
+        found = self.tracker.assess(monitor, results, now, named, confirmation)
+        if found.changed:
+            self._sink.submit(StateRecord.of(monitor, now, found))
+            _log(monitor, found)
+        self._report(monitor, found)
+        return found
+
+    def _report(self, monitor: str, found: Assessment) -> None:
+        state = found.tracked.state.state
+        self._metrics.observe_state(monitor, state.value, found.diagnosis.verdict.value)
+        if found.change is not None:
+            self._metrics.set_incidents_open(self.tracker.open_incidents)
+        for (role, origin, phase), signal in found.signals:
+            if not signal.warming_up:
+                self._metrics.observe_trend(
+                    monitor, role, origin, phase, signal.baseline, signal.ratio
+                )
+
+
+def _log(monitor: str, found: Assessment) -> None:
+    s, diagnosis = found.step, found.diagnosis
+    if s.transition is not None:
+        logs.event(
+            log,
+            "state.changed",
+            monitor=monitor,
+            previous=s.transition.previous.value,
+            state=s.transition.current.value,
+            verdict=diagnosis.verdict.value,
+            cause=diagnosis.cause.value,
+            summary=diagnosis.summary,
+        )
+    if s.flapping_started or s.flapping_ended:
+        logs.event(log, "state.flapping", monitor=monitor, flapping=s.state.flapping)
+    change = found.change
+    if change is not None and change.opens:
+        opened = change.incident.opened_at.isoformat()
+        logs.event(log, "incident.opened", monitor=monitor, opened_at=opened)
+    if change is not None and change.closes:
+        took = (change.entries[-1].time - change.incident.opened_at).total_seconds()
+        logs.event(log, "incident.closed", monitor=monitor, duration_s=round(took, 3))

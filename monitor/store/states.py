@@ -1,0 +1,169 @@
+"""Storing monitor states, incidents and latency baselines (SQL), on a connection given.
+
+Incidents are found by their natural key (monitor, opened_at), so a write that is retried
+after a failure finds what it wrote before instead of opening a second incident.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from monitor.incidents import Entry, IncidentChange, OpenIncident
+from monitor.state import MonitorState, State
+from monitor.store.tables import (
+    incident_events,
+    incidents,
+    latency_baselines,
+    monitor_states,
+    monitors,
+)
+from monitor.tracking import Baseline, SeriesKey, StateRecord, Tracked
+from monitor.trends import TrendState
+
+
+async def write_record(conn: AsyncConnection, record: StateRecord, monitor_id: int) -> None:
+    """Store the state of one record and the incident change it carries."""
+    state = record.state
+    values = {
+        "state": state.state.value,
+        "since": state.since,
+        "flapping": state.flapping,
+        "data": json.dumps(state.to_json()),
+        "updated_at": record.time,
+    }
+    upsert = _upsert(conn, monitor_states, ["monitor_id"], values)
+    await conn.execute(upsert, {"monitor_id": monitor_id, **values})
+    if record.change is not None:
+        await _write_change(conn, record.change, monitor_id)
+
+
+async def _write_change(conn: AsyncConnection, change: IncidentChange, monitor_id: int) -> None:
+    incident_id = await _incident_id(conn, monitor_id, change.incident.opened_at)
+    if incident_id is None:
+        incident_id = await _open(conn, change, monitor_id)
+    elif change.incident.flapping:
+        flag = update(incidents).where(incidents.c.id == incident_id).values(flapping=True)
+        await conn.execute(flag)
+    query = select(func.max(incident_events.c.seq)).where(
+        incident_events.c.incident_id == incident_id
+    )
+    seq = (await conn.scalar(query)) or 0
+    rows = [_entry_row(incident_id, seq + i, e) for i, e in enumerate(change.entries, 1)]
+    await conn.execute(incident_events.insert(), rows)
+    if change.closes:
+        closed = change.entries[-1].time
+        duration = (closed - change.incident.opened_at).total_seconds()
+        done = update(incidents).where(incidents.c.id == incident_id)
+        await conn.execute(done.values(closed_at=closed, duration_s=duration))
+
+
+async def _incident_id(conn: AsyncConnection, monitor_id: int, opened_at: datetime) -> int | None:
+    query = select(incidents.c.id).where(
+        incidents.c.monitor_id == monitor_id, incidents.c.opened_at == opened_at
+    )
+    found: int | None = await conn.scalar(query)
+    return found
+
+
+async def _open(conn: AsyncConnection, change: IncidentChange, monitor_id: int) -> int:
+    first = change.entries[0].diagnosis
+    row = {
+        "monitor_id": monitor_id,
+        "opened_at": change.incident.opened_at,
+        "state": change.incident.state.value,
+        "flapping": change.incident.flapping,
+        "verdict": first.verdict.value,
+        "cause": first.cause.value,
+        "layer": first.layer.value,
+        "summary": first.summary,
+        "hint": first.hint,
+        "evidence": json.dumps(list(first.evidence), ensure_ascii=False),
+    }
+    inserted = await conn.execute(incidents.insert().returning(incidents.c.id), row)
+    new_id: int = inserted.scalar_one()
+    return new_id
+
+
+def _entry_row(incident_id: int, seq: int, entry: Entry) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "seq": seq,
+        "time": entry.time,
+        "kind": entry.kind,
+        "state": entry.state.value,
+        "event": entry.event,
+        "verdict": entry.diagnosis.verdict.value,
+        "cause": entry.diagnosis.cause.value,
+        "summary": entry.diagnosis.summary,
+    }
+
+
+async def write_baselines(
+    conn: AsyncConnection, baselines: Sequence[Baseline], ids: dict[str, int], now: datetime
+) -> None:
+    keys = ["monitor_id", "role", "origin", "phase"]
+    for baseline in baselines:
+        role, origin, phase = baseline.key
+        values = {"data": json.dumps(baseline.state.to_json()), "updated_at": now}
+        key = {"monitor_id": ids[baseline.monitor], "role": role, "origin": origin, "phase": phase}
+        await conn.execute(_upsert(conn, latency_baselines, keys, values), {**key, **values})
+
+
+async def load_tracked(conn: AsyncConnection, names: dict[int, str]) -> dict[str, Tracked]:
+    """Every stored monitor's state, open incident and baselines, by monitor name."""
+    states = {
+        row["monitor_id"]: MonitorState.restore(json.loads(row["data"]))
+        for row in (await conn.execute(select(monitor_states))).mappings()
+    }
+    open_rows = (await conn.execute(select(incidents).where(incidents.c.closed_at.is_(None))))
+    open_ = {row["monitor_id"]: _open_incident(row) for row in open_rows.mappings()}
+    series: dict[int, dict[SeriesKey, TrendState]] = {}
+    for row in (await conn.execute(select(latency_baselines))).mappings():
+        key = (row["role"], row["origin"], row["phase"])
+        series.setdefault(row["monitor_id"], {})[key] = TrendState.from_json(
+            json.loads(row["data"])
+        )
+    tracked: dict[str, Tracked] = {}
+    for monitor_id in states.keys() | open_.keys() | series.keys():
+        if monitor_id in names:
+            state = states.get(monitor_id) or MonitorState(restored=True)
+            tracked[names[monitor_id]] = Tracked(
+                state, open_.get(monitor_id), series.get(monitor_id, {})
+            )
+    return tracked
+
+
+def _open_incident(row: RowMapping) -> OpenIncident:
+    return OpenIncident(row["opened_at"], State(row["state"]), row["flapping"])
+
+
+def _upsert(
+    conn: AsyncConnection, table: Any, keys: list[str], values: dict[str, Any]
+) -> postgresql.Insert | sqlite.Insert:
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table)
+    changed = {name: statement.excluded[name] for name in values}
+    return statement.on_conflict_do_update(index_elements=keys, set_=changed)
+
+
+async def fetch_incidents(conn: AsyncConnection, monitor: str) -> list[dict[str, Any]]:
+    query = (
+        select(incidents)
+        .join(monitors)
+        .where(monitors.c.name == monitor)
+        .order_by(incidents.c.opened_at)
+    )
+    found = [dict(row) for row in (await conn.execute(query)).mappings()]
+    for incident in found:
+        events = select(incident_events).where(incident_events.c.incident_id == incident["id"])
+        rows = await conn.execute(events.order_by(incident_events.c.seq))
+        incident["events"] = [dict(row) for row in rows.mappings()]
+        incident["evidence"] = json.loads(incident["evidence"])
+    return found
