@@ -70,7 +70,7 @@ class Config:
 class _Defaults:
     interval: float = DEFAULT_INTERVAL
     timeout: float = DEFAULT_TIMEOUT
-    tracking: Tracking = Tracking()
+    tracking: Tracking = field(default_factory=Tracking)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -205,9 +205,7 @@ def _tracking_of(
     """The monitor's own tracking keys over the defaults; the trend forecast's limit is the
     site's max_latency, or else its timeout, unless one is set."""
     keys = reader.mapping_keys(node, f"{kind}[{index}]")
-    tracking = config_tracking.parse_tracking(
-        reader, keys, f"{kind}[{index}]", defaults.tracking
-    )
+    tracking = config_tracking.parse_tracking(reader, keys, f"{kind}[{index}]", defaults.tracking)
     if tracking.trend.limit is not None:
         return tracking
     limit = monitor.expect.max_latency if isinstance(monitor, Site) else None

@@ -107,7 +107,9 @@ def _phases(reader: NodeReader, node: yaml.Node, field: str) -> tuple[str, ...]:
         if phase not in TREND_PHASES:
             item = reader.sequence(node, field)[index]
             known = ", ".join(TREND_PHASES)
-            raise reader.error(item, f"{field}[{index}]", f"unknown phase (expected one of: {known})")
+            raise reader.error(
+                item, f"{field}[{index}]", f"unknown phase (expected one of: {known})"
+            )
     if not phases:
         raise reader.error(node, field, "must name at least one phase")
     return phases

@@ -63,7 +63,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     writer = BatchWriter(
-        store.write_results, on_written=metrics.observe_store_write, on_dropped=metrics.store_dropped.inc
+        store.write_results,
+        on_written=metrics.observe_store_write,
+        on_dropped=metrics.store_dropped.inc,
     )
     states: BatchWriter[StateRecord] = BatchWriter(
         store.write_states, batch_size=100, what="state changes"

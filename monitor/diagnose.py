@@ -136,6 +136,10 @@ def _edge_failing(
         return Diagnosis(
             Verdict.ORIGIN_FAULT, failing_origin.cause, Layer.ORIGIN, summary, hint, evidence
         )
+    if edge.cause is Cause.SLOW:  # answered as expected, only later than max_latency
+        summary = f"the site answers, but slowly: {_plain(edge)}"
+        hint = "a latency ceiling is crossed: look at load, slow queries and dependencies"
+        return Diagnosis(Verdict.DEGRADED, Cause.SLOW, Layer.EDGE, summary, hint, evidence)
     slow = _too_slow_for_the_cache(edge, origins)
     if slow is not None:
         return _slow_origin(edge, slow, evidence)

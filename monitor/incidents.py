@@ -99,4 +99,3 @@ def _event(previous: State, current: State) -> str | None:
     if current is State.DEGRADED and previous is not State.DOWN:
         return "degraded"
     return None
-

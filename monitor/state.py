@@ -155,7 +155,11 @@ def step(state: MonitorState, seen: Observation, policy: Policy) -> Step:
     else:
         health_state = _decide(state.health_state, recent, policy)
     new = replace(
-        noted, health_state=health_state, maintenance=seen.maintenance, recent=recent, restored=False
+        noted,
+        health_state=health_state,
+        maintenance=seen.maintenance,
+        recent=recent,
+        restored=False,
     )
     transition = None
     if new.state is not state.state:

@@ -27,15 +27,15 @@ SeriesKey = tuple[str, str, str]
 class Tracking:
     """How a monitor's rounds are judged: the state machine's policy and the trend settings."""
 
-    policy: Policy = Policy()
-    trend: TrendSettings = TrendSettings()
+    policy: Policy = field(default_factory=Policy)
+    trend: TrendSettings = field(default_factory=TrendSettings)
 
 
 @dataclass(frozen=True, slots=True)
 class Tracked:
     """What is remembered of a monitor between rounds."""
 
-    state: MonitorState = MonitorState()
+    state: MonitorState = field(default_factory=MonitorState)
     incident: OpenIncident | None = None
     trends: Mapping[SeriesKey, TrendState] = field(default_factory=dict)
 
@@ -136,7 +136,7 @@ def _with_trend(
     if found.verdict is not Verdict.UP or not regressed:
         return found
     said = tuple(trends.describe(s, _who(key), key[2], settings) for key, s in regressed)
-    (role, origin, phase), worst = regressed[0]
+    (role, _, phase), worst = regressed[0]
     ahead = trends.forecast(worst, _who(regressed[0][0]), phase, settings)
     hint = ahead + "; " if ahead else ""
     hint += "find what changed (a deploy, load, a slow database or dependency) before it fails"

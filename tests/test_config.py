@@ -237,3 +237,46 @@ def test_example_config_sends_nothing_beyond_loopback_and_reserved_names() -> No
         for planned in plan_round(monitor, datetime(2026, 1, 1, tzinfo=UTC)):
             hosts |= _hosts(planned.spec)
     assert all(h == "127.0.0.1" or h.endswith(".example.com") for h in hosts), hosts
+
+
+def test_state_and_trend_settings_default_and_override_key_by_key() -> None:
+    config = _parse(
+        """
+defaults:
+  failure_threshold: 4
+  flap_window: 15m
+  trend: {baseline: 12h, min_factor: 2}
+sites:
+  - name: shop
+    url: https://shop.example.com/
+    failure_window: 6
+    confirm: false
+    trend: {phases: [processing, total], limit: 2s}
+  - name: blog
+    url: https://blog.example.com/
+    timeout: 5s
+    expect: {max_latency: 1500ms}
+"""
+    )
+    shop, blog = config.tracking["shop"], config.tracking["blog"]
+    assert (shop.policy.failure_threshold, shop.policy.failure_window) == (4, 6)
+    assert shop.policy.confirm is False
+    assert blog.policy.confirm is True
+    assert shop.policy.flap_window == blog.policy.flap_window == 900
+    assert shop.policy.recovery_threshold == 2
+    assert shop.trend.baseline == blog.trend.baseline == 43200
+    assert shop.trend.min_factor == 2
+    assert shop.trend.phases == ("processing", "total")
+    assert shop.trend.limit == 2
+    assert blog.trend.phases == ("processing",)
+    assert blog.trend.limit == 1.5  # the forecast counts down to max_latency by default
+
+
+def test_without_settings_every_monitor_gets_the_documented_defaults() -> None:
+    tracking = _parse(MINIMAL).tracking["shop"]
+    policy = tracking.policy
+    assert (policy.failure_threshold, policy.recovery_threshold) == (3, 2)
+    assert policy.failure_window is None
+    assert policy.confirm
+    assert tracking.trend.enabled
+    assert tracking.trend.limit == 10.0

@@ -57,6 +57,14 @@ CASES = [
     ("edge-alone-up", [_edge(OK)], Verdict.UP, OK, Layer.NONE, ""),
     ("edge-and-origins-up", [_edge(OK), _origin(OK)], Verdict.UP, OK, Layer.NONE, ""),
     (
+        "edge-slower-than-max-latency-is-degraded",
+        [_edge(Cause.SLOW, 200), _origin(OK)],
+        Verdict.DEGRADED,
+        Cause.SLOW,
+        Layer.EDGE,
+        "latency",
+    ),
+    (
         "edge-ok-origin-refused-cache-hides-it",
         [_edge(OK), _origin(Cause.CONNECT_REFUSED)],
         Verdict.DEGRADED,

@@ -50,7 +50,7 @@ class Run:
     states: str = ""
     changes: list[IncidentChange] = field(default_factory=list)
     confirms: int = 0
-    final: MonitorState = MonitorState()
+    final: MonitorState = field(default_factory=MonitorState)
     incident: OpenIncident | None = None
 
     @property
@@ -178,7 +178,9 @@ def test_no_recheck_once_the_site_is_down() -> None:
     [
         pytest.param(NO_CONFIRM, None, id="round-by-round"),
         pytest.param(Policy(), "U" * 100, id="rechecks-pass"),
-        pytest.param(Policy(confirm=False, failure_window=4, failure_threshold=2), None, id="k-of-n"),
+        pytest.param(
+            Policy(confirm=False, failure_window=4, failure_threshold=2), None, id="k-of-n"
+        ),
     ],
 )
 def test_alternating_200_and_503_is_one_incident(policy: Policy, confirm_with: str | None) -> None:
@@ -204,12 +206,14 @@ def test_hair_trigger_flapping_is_held_after_a_few_incidents() -> None:
     run = feed("UD" * 50, policy)
     # Before the flapping rule can know, each change is an incident; then it holds.
     assert run.opened <= policy.flap_threshold // 2 + 1
-    assert run.incident is not None and run.incident.flapping
+    assert run.incident is not None
+    assert run.incident.flapping
 
 
 def test_incident_timeline_opens_appends_and_closes_with_duration() -> None:
     run = feed("UUUGGGDDDUUU", NO_CONFIRM)
-    assert run.opened == 1 and run.closed == 1
+    assert run.opened == 1
+    assert run.closed == 1
     entries = [e for c in run.changes for e in c.entries]
     assert [(e.kind, e.event, e.state) for e in entries] == [
         ("opened", "degraded", State.DEGRADED),
@@ -236,7 +240,8 @@ def test_a_restart_takes_the_recovery_at_once_and_reopens_nothing() -> None:
     restored = MonitorState.restore(before.final.to_json())
     after = feed("U", Policy(), state=restored, incident=before.incident, start=T0 + 60 * ROUND)
     assert after.states == "U"
-    assert after.opened == 0 and after.closed == 1
+    assert after.opened == 0
+    assert after.closed == 1
     closing = after.changes[0].entries[-1]
     assert closing.time - before.incident.opened_at == (60 - 3) * ROUND
 
@@ -246,7 +251,8 @@ def test_a_restart_while_still_down_keeps_the_same_incident() -> None:
     restored = MonitorState.restore(before.final.to_json())
     after = feed("DDUU", Policy(), state=restored, incident=before.incident, start=T0 + 9 * ROUND)
     assert after.states == "DDDU"
-    assert after.opened == 0 and after.closed == 1
+    assert after.opened == 0
+    assert after.closed == 1
 
 
 def test_restore_refuses_malformed_state() -> None:

@@ -122,7 +122,7 @@ async def load_tracked(conn: AsyncConnection, names: dict[int, str]) -> dict[str
         row["monitor_id"]: MonitorState.restore(json.loads(row["data"]))
         for row in (await conn.execute(select(monitor_states))).mappings()
     }
-    open_rows = (await conn.execute(select(incidents).where(incidents.c.closed_at.is_(None))))
+    open_rows = await conn.execute(select(incidents).where(incidents.c.closed_at.is_(None)))
     open_ = {row["monitor_id"]: _open_incident(row) for row in open_rows.mappings()}
     series: dict[int, dict[SeriesKey, TrendState]] = {}
     for row in (await conn.execute(select(latency_baselines))).mappings():

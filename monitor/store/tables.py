@@ -141,7 +141,12 @@ incident_events = Table(
     "incident_events",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("incident_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey(incidents.c.id), nullable=False),
+    Column(
+        "incident_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey(incidents.c.id),
+        nullable=False,
+    ),
     Column("seq", Integer, nullable=False),  # 1, 2, ... within the incident
     Column("time", UtcDateTime, nullable=False),
     Column("kind", String, nullable=False),  # opened, changed, flapping, calm, closed

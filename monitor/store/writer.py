@@ -120,9 +120,7 @@ class BatchWriter(Generic[T]):
         except StoreError as exc:
             if exc.permanent:
                 return await self._write_one_by_one(batch)
-            logger.warning(
-                "writing %d %s failed, will retry: %s", len(batch), self._what, exc
-            )
+            logger.warning("writing %d %s failed, will retry: %s", len(batch), self._what, exc)
             self._last_error = str(exc)
             return False
         except Exception as exc:  # our bug: keep the rows and the writer alive, and say so
