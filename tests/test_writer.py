@@ -68,7 +68,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 async def test_everything_submitted_is_written_in_batches(store: SqlStore) -> None:
     writes: list[tuple[float, int]] = []
-    writer = BatchWriter(store.write_results, batch_size=1000, on_written=lambda s, n: writes.append((s, n)))
+    writer = BatchWriter(
+        store.write_results, batch_size=1000, on_written=lambda s, n: writes.append((s, n))
+    )
     writer.start()
     for second in range(5000):
         writer.submit(probe(second))
@@ -159,7 +161,9 @@ class RefusesOneRow(FailingStore):
 
 async def test_a_row_the_database_refuses_is_dropped_alone(store: SqlStore) -> None:
     dropped: list[None] = []
-    writer = BatchWriter(RefusesOneRow(store, 0).write_results, on_dropped=lambda: dropped.append(None))
+    writer = BatchWriter(
+        RefusesOneRow(store, 0).write_results, on_dropped=lambda: dropped.append(None)
+    )
     results = [probe(i) for i in range(5)]
     results[2] = dataclasses.replace(results[2], detail="bad")
     writer.start()
