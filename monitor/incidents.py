@@ -37,6 +37,8 @@ class Entry:
     state: State
     event: str | None  # the alert it stands for, or None
     diagnosis: Diagnosis
+    timings: tuple[str, ...] = ()  # the round's phase timings, one line per probe
+    addresses: tuple[str, ...] = ()  # where the failing probes connected (or tried to)
 
 
 @dataclass(frozen=True, slots=True)

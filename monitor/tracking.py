@@ -9,8 +9,9 @@ tracked history of every monitor in memory; storing it is the caller's business.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from monitor import trends
 from monitor.diagnose import Diagnosis, Layer, Verdict, diagnose
@@ -79,11 +80,41 @@ def assess(
     seen = Observation(now, health, maintenance=maintenance, confirmation=confirmation)
     stepped = step(tracked.state, seen, tracking.policy)
     change = follow(tracked.incident, stepped, shown, now)
+    if change is not None:
+        change = _with_round(change, results)
     incident = tracked.incident if change is None else change.incident
     if change is not None and change.closes:
         incident = None
     new = Tracked(stepped.state, incident, series)
     return Assessment(new, shown, stepped, change, signals)
+
+
+def _with_round(change: IncidentChange, results: Sequence[ProbeResult]) -> IncidentChange:
+    """The entries, with what the round measured: phase timings and failing addresses."""
+    timings = tuple(_timing_line(r) for r in results if r.kind is Kind.HTTP)
+    addresses = tuple(dict.fromkeys(a for r in results if not r.ok for a in _address(r)))
+    entries = tuple(replace(e, timings=timings, addresses=addresses) for e in change.entries)
+    return replace(change, entries=entries)
+
+
+def _timing_line(result: ProbeResult) -> str:
+    who = "edge" if result.role is Role.EDGE else f"origin {result.origin}"
+    names = {"processing": "TTFB"}
+    parts = [
+        f"{names.get(phase, phase)} {seconds * 1000:.0f} ms"
+        for phase, seconds in result.phases.items()
+        if seconds is not None
+    ]
+    parts.append(f"total {result.phases.total * 1000:.0f} ms")
+    status = f"{result.status}" if result.status is not None else result.cause.value
+    return f"{who}: {status}; " + ", ".join(parts)
+
+
+def _address(result: ProbeResult) -> tuple[str, ...]:
+    if result.peer_ip:
+        return (result.peer_ip,)
+    host = urlsplit(result.target).hostname if "://" in result.target else None
+    return (host,) if host else ()
 
 
 def _health(verdict: Verdict) -> Health:
