@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from postgres import fresh_database, postgres_server
 
+from monitor.store import SqlStore
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
@@ -29,3 +31,12 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     else:
         async with fresh_database(request.getfixturevalue("postgres_url")) as url:
             yield url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SqlStore]:
+    """A migrated SqlStore on each backend."""
+    store = SqlStore(store_url)
+    await store.upgrade()
+    yield store
+    await store.close()

@@ -1,21 +1,24 @@
-"""Metrics recorded from results, and the /metrics and /healthz endpoints over real HTTP."""
+"""Metrics recorded from results and states, and /metrics and /healthz over real HTTP."""
 
 from __future__ import annotations
 
+import gzip
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.metrics import Metrics
+from monitor.metrics import STATES, VERDICTS, Metrics
 from monitor.models import Cause, Kind, Phases, ProbeResult, Role
 from monitor.web import Health, make_app
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+EDGE = {"monitor": "shop", "role": "edge", "origin": ""}
 
 
 def _result(ok: bool, cause: Cause, status: int | None, phases: Phases) -> ProbeResult:
@@ -96,6 +99,17 @@ async def test_metrics_endpoint_serves_prometheus_text(base_url: str) -> None:
     assert 'monitor_build_info{version="' in text
 
 
+async def test_metrics_endpoint_gzips_when_asked(base_url: str) -> None:
+    headers = {"Accept-Encoding": "gzip"}
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as session,
+        session.get(f"{base_url}/metrics", headers=headers) as resp,
+    ):
+        body = await resp.read()
+        assert resp.headers["Content-Encoding"] == "gzip"
+    assert b"probe_success{" in gzip.decompress(body)
+
+
 @pytest.mark.parametrize(
     ("health", "status", "body"),
     [
@@ -139,3 +153,195 @@ def test_a_sites_tls_check_does_not_overwrite_its_http_edge() -> None:
         registry.get_sample_value("probe_ssl_earliest_cert_expiry", {**edge, "kind": "tls"})
         == expiry.timestamp()
     )
+
+
+def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "truncated", "expected"),
+    [
+        pytest.param((("Content-Length", "5120"),), b"x" * 10, False, 5120, id="header"),
+        pytest.param((), b"x" * 10, False, 10, id="bytes-read"),
+        pytest.param((), b"x" * 10, True, -1, id="cut-short"),
+        pytest.param((), b"", False, 0, id="no-answer"),
+    ],
+)
+def test_content_length(
+    headers: tuple[tuple[str, str], ...], body: bytes, truncated: bool, expected: int
+) -> None:
+    registry = CollectorRegistry()
+    result = _result(True, Cause.OK, 200, Phases(total=0.1))
+    Metrics(registry).observe_probe(
+        replace(result, headers=headers, body=body, body_truncated=truncated)
+    )
+    assert _sample(registry, "probe_http_content_length", **EDGE) == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "redirects"),
+    [
+        pytest.param("http://shop.test/", 0, id="none"),
+        pytest.param("http://shop.test/, 1 redirect to http://shop.test/a", 1, id="one"),
+        pytest.param("http://shop.test/, 3 redirects to https://shop.test/b", 3, id="three"),
+    ],
+)
+def test_redirects(target: str, redirects: int) -> None:
+    registry = CollectorRegistry()
+    Metrics(registry).observe_probe(
+        replace(_result(True, Cause.OK, 200, Phases(total=0.1)), target=target)
+    )
+    assert _sample(registry, "probe_http_redirects", **EDGE) == redirects
+
+
+@pytest.mark.parametrize(
+    ("peer_ip", "protocol"),
+    [
+        pytest.param("203.0.113.10", 4, id="ipv4"),
+        pytest.param("2001:db8::1", 6, id="ipv6"),
+        pytest.param(None, 0, id="never-connected"),
+    ],
+)
+def test_ip_protocol(peer_ip: str | None, protocol: int) -> None:
+    registry = CollectorRegistry()
+    result = replace(_result(True, Cause.OK, 200, Phases(total=0.1)), peer_ip=peer_ip)
+    Metrics(registry).observe_probe(result)
+    assert _sample(registry, "probe_ip_protocol", **EDGE, kind="http") == protocol
+
+
+def test_dns_lookup_time_and_cert_expiry_from_the_round_start() -> None:
+    registry = CollectorRegistry()
+    result = replace(
+        _result(True, Cause.OK, 200, Phases(resolve=0.004, total=0.1)),
+        cert_not_after=T0 + timedelta(days=3),
+    )
+    Metrics(registry).observe_probe(result)
+    assert _sample(registry, "probe_dns_lookup_time_seconds", **EDGE, kind="http") == 0.004
+    assert _sample(registry, "monitor_cert_expiry_seconds", **EDGE) == 3 * 86400
+
+
+def test_check_duration_histogram_takes_answered_probes_phase_by_phase() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    answered = _result(True, Cause.OK, 200, Phases(None, 0.002, None, 0.04, 0.003, 0.05))
+    metrics.observe_probe(answered)
+    metrics.observe_probe(replace(answered, status=503, ok=False, cause=Cause.SERVER_ERROR))
+    metrics.observe_probe(_result(False, Cause.CONNECT_REFUSED, None, Phases(total=0.001)))
+    edge = {"monitor": "shop", "role": "edge"}
+    counts = {
+        phase: _sample(registry, "monitor_check_duration_seconds_count", **edge, phase=phase)
+        for phase in ("resolve", "connect", "tls", "processing", "transfer", "total")
+    }
+    # Phases never reached make no series; the refused connection is no latency at all.
+    assert counts == {
+        "resolve": None,
+        "connect": 2,
+        "tls": None,
+        "processing": 2,
+        "transfer": 2,
+        "total": 2,
+    }
+    within_50ms = _sample(
+        registry, "monitor_check_duration_seconds_bucket", **edge, phase="total", le="0.05"
+    )
+    assert within_50ms == 2
+
+
+@pytest.mark.parametrize(
+    ("state", "up"),
+    [
+        pytest.param("up", 1, id="up"),
+        pytest.param("degraded", 1, id="degraded"),
+        pytest.param("maintenance", 1, id="maintenance"),
+        pytest.param("down", 0, id="down"),
+        pytest.param("unknown", None, id="unknown"),
+    ],
+)
+def test_observe_state_is_one_hot(state: str, up: int | None) -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.observe_state("shop", "down", "origin_fault")
+    metrics.observe_state("shop", state, "up")
+    assert _sample(registry, "monitor_up", monitor="shop") == up
+    states = {s: _sample(registry, "monitor_state", monitor="shop", state=s) for s in STATES}
+    assert states == {s: 1 if s == state else 0 for s in STATES}
+    verdicts = {
+        v: _sample(registry, "monitor_verdict", monitor="shop", verdict=v) for v in VERDICTS
+    }
+    assert verdicts == {v: 1 if v == "up" else 0 for v in VERDICTS}
+
+
+def test_observe_state_refuses_names_outside_the_closed_sets() -> None:
+    metrics = Metrics(CollectorRegistry())
+    with pytest.raises(ValueError, match="flapping"):
+        metrics.observe_state("shop", "flapping", "up")
+    with pytest.raises(ValueError, match="broken"):
+        metrics.observe_state("shop", "up", "broken")
+
+
+def test_trend_incident_alert_and_outbox_series() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.observe_trend("shop", "origin", "origin-1", "processing", 0.08, 2.5)
+    metrics.set_incidents_open(3)
+    metrics.observe_alert("slack", "opened", "sent")
+    metrics.observe_alert("slack", "opened", "sent")
+    metrics.set_outbox_pending(4)
+    where = {"monitor": "shop", "role": "origin", "origin": "origin-1", "phase": "processing"}
+    assert _sample(registry, "monitor_latency_baseline_seconds", **where) == 0.08
+    assert _sample(registry, "monitor_latency_ratio", **where) == 2.5
+    assert _sample(registry, "monitor_incidents_open") == 3
+    alert = {"notifier": "slack", "event": "opened", "outcome": "sent"}
+    assert _sample(registry, "monitor_alerts_total", **alert) == 2
+    assert _sample(registry, "monitor_outbox_pending") == 4
+
+
+def test_config_reloaded_keeps_the_time_of_the_last_success() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    assert _sample(registry, "monitor_config_last_reload_successful") == 0
+    before = time.time()
+    metrics.config_reloaded(True)
+    loaded = _sample(registry, "monitor_config_last_reload_success_timestamp_seconds")
+    assert loaded is not None
+    assert before <= loaded <= time.time()
+    assert _sample(registry, "monitor_config_last_reload_successful") == 1
+    metrics.config_reloaded(False)
+    assert _sample(registry, "monitor_config_last_reload_successful") == 0
+    assert _sample(registry, "monitor_config_last_reload_success_timestamp_seconds") == loaded
+
+
+def _feed_everything(metrics: Metrics, monitor: str) -> None:
+    http = replace(
+        _result(True, Cause.OK, 200, Phases(0.001, 0.002, None, 0.01, 0.003, 0.016)),
+        monitor=monitor,
+        cert_not_after=T0 + timedelta(days=30),
+    )
+    metrics.observe_probe(http)
+    metrics.observe_probe(replace(http, role=Role.ORIGIN, origin="origin-1"))
+    metrics.observe_probe(replace(http, kind=Kind.TLS))
+    metrics.observe_state(monitor, "degraded", "degraded")
+    metrics.observe_trend(monitor, "edge", "", "total", 0.016, 1.0)
+
+
+def _monitors_in(registry: CollectorRegistry) -> set[str]:
+    return {
+        sample.labels["monitor"]
+        for family in registry.collect()
+        for sample in family.samples
+        if "monitor" in sample.labels
+    }
+
+
+def test_forget_monitor_drops_every_series_of_that_monitor_only() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    _feed_everything(metrics, "shop")
+    _feed_everything(metrics, "blog")
+    metrics.forget_monitor("shop")
+    assert _monitors_in(registry) == {"blog"}
+    # Back in the config, it gets its series again, its state included.
+    _feed_everything(metrics, "shop")
+    assert _sample(registry, "monitor_state", monitor="shop", state="degraded") == 1
+    assert _monitors_in(registry) == {"blog", "shop"}

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from localsite import serve, start_daemon
 
 
 class Switchable:
@@ -31,13 +30,8 @@ class Switchable:
 @pytest.fixture
 async def site() -> AsyncIterator[tuple[Switchable, str]]:
     switch = Switchable()
-    app = web.Application()
-    app.router.add_get("/", switch.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield switch, f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    await runner.cleanup()
+    async with serve(switch.handle) as url:
+        yield switch, url
 
 
 def _free_port() -> int:
@@ -45,22 +39,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-async def _start(config: Path, log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "run",
-            "-c",
-            str(config),
-            stdout=out,
-            stderr=out,
-            cwd=config.parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
 
 
 def _incidents(db: Path) -> list[tuple[str, str | None, float | None]]:
@@ -107,7 +85,7 @@ sites:
         encoding="utf-8",
     )
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
-    first = await _start(config, first_log)
+    first = await start_daemon(config, first_log)
     try:
         await _until("an open incident", lambda: any(c is None for _, c, _ in _incidents(db)))
     finally:
@@ -116,7 +94,7 @@ sites:
     switch.broken = False
     await asyncio.sleep(1.5)  # the site is fixed while no daemon watches
     restarted_at = datetime.now(UTC)
-    second = await _start(config, second_log)
+    second = await start_daemon(config, second_log)
     try:
         await _until("the incident closed", lambda: all(c for _, c, _ in _incidents(db)))
         await asyncio.sleep(2.5)  # more healthy rounds: nothing more may happen

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from localsite import serve
 from prometheus_client import CollectorRegistry
 
 from monitor.judging import Judge
@@ -33,13 +34,8 @@ class Answers:
 @pytest.fixture
 async def site() -> AsyncIterator[tuple[Answers, str]]:
     answers = Answers()
-    app = web.Application()
-    app.router.add_get("/", answers.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield answers, f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    await runner.cleanup()
+    async with serve(answers.handle) as url:
+        yield answers, url
 
 
 class Collected:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from monitor.diagnose import Diagnosis, Layer, Verdict
 from monitor.incidents import Entry, IncidentChange, OpenIncident
@@ -25,14 +22,6 @@ DOWN = Diagnosis(
     ("edge: backend fetch failed [server: Varnish] after 0.00 s",),
 )
 UP = Diagnosis(Verdict.UP, Cause.OK, Layer.NONE, "every probe answered as expected", "")
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SqlStore]:
-    store = SqlStore(store_url)
-    await store.upgrade()
-    yield store
-    await store.close()
 
 
 def _down_at(time: datetime) -> StateRecord:
