@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from monitor import __version__, logs
 from monitor.config import Config, load_config
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "run":
         from monitor.daemon import run_daemon  # heavy imports only for the daemon
 
-        return asyncio.run(run_daemon(config))
+        return asyncio.run(run_daemon(config, path=Path(args.config)))
     return asyncio.run(_db_upgrade(config))
 
 

@@ -7,6 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from monitor.errors import StoreError
 from monitor.judging import Judge
 from monitor.metrics import Metrics
 from monitor.probes import make_session
+from monitor.reload import Reloader
 from monitor.runner import Runner
 from monitor.scheduler import CheckScheduler
 from monitor.store import BatchWriter, SqlStore
@@ -43,8 +45,11 @@ class Stopped:
         return self.unwritten_results == 0
 
 
-async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
-    """Run until ``stop`` is set (or SIGTERM/SIGINT); return the process exit code."""
+async def run_daemon(
+    config: Config, stop: asyncio.Event | None = None, path: Path | None = None
+) -> int:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT); return the process exit code.
+    With the config's ``path``, SIGHUP reads it again and applies it."""
     stop = stop or _stop_on_signals()
     store = SqlStore(config.storage.url)
     tracker = Tracker(config.tracking)
@@ -92,6 +97,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         logs.event(log, "server.listen_failed", logging.ERROR, listen=listen, error=exc.strerror)
         await _close_all(web_runner, session, store)
         return 1
+    if path is not None:
+        reloader = Reloader(path, config, scheduler, tracker, judge, metrics, store)
+        _reload_on_sighup(reloader)
     writer.start()
     states.start()
     baselines = Baselines(store, tracker)
@@ -173,6 +181,17 @@ async def _close_all(
     await web_runner.cleanup()
     await session.close()
     await store.close()
+
+
+def _reload_on_sighup(reloader: Reloader) -> None:
+    tasks: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = asyncio.get_running_loop().create_task(reloader.reload(), name="reload")
+        tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(tasks.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 def _stop_on_signals() -> asyncio.Event:

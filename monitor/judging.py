@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from monitor import logs
+from monitor.alerts.model import Route
 from monitor.maintenance import Window, window_at
 from monitor.models import ProbeResult
 from monitor.tracking import Assessment, StateRecord, Tracker
@@ -31,7 +32,8 @@ class StateMetrics(Protocol):
 
 
 class Judge:
-    """Judges every round of every monitor with one Tracker, and reports what changed."""
+    """Judges every round of every monitor with one Tracker, and reports what changed;
+    the incident entries that stand for alerts are routed to the notifiers of ``routes``."""
 
     def __init__(
         self,
@@ -39,11 +41,16 @@ class Judge:
         windows: tuple[Window, ...],
         sink: StateSink,
         metrics: StateMetrics,
+        routes: tuple[Route, ...] = (),
     ) -> None:
         self.tracker = tracker
         self._windows = windows
         self._sink = sink
         self._metrics = metrics
+        self._routes = routes
+
+    def reconfigure(self, windows: tuple[Window, ...]) -> None:
+        self._windows = windows
 
     def judge(
         self,
@@ -56,7 +63,7 @@ class Judge:
         named = None if window is None else window.describe()
         found = self.tracker.assess(monitor, results, now, named, confirmation)
         if found.changed:
-            self._sink.submit(StateRecord.of(monitor, now, found))
+            self._sink.submit(StateRecord.of(monitor, now, found, self._routes))
             _log(monitor, found)
         self._report(monitor, found)
         return found

@@ -53,6 +53,7 @@ class CheckScheduler:
     def __init__(self, monitors: Sequence[Monitor], run_round: RunRound, metrics: Metrics) -> None:
         self._run_round = run_round
         self._metrics = metrics
+        self._monitors = {monitor.name: monitor for monitor in monitors}
         self._offsets = {
             monitor.name: start_offset(monitor.name, monitor.interval) for monitor in monitors
         }
@@ -63,6 +64,30 @@ class CheckScheduler:
         self._paused = False
         for monitor in monitors:
             self._add_job(monitor)
+
+    def replace_monitors(self, monitors: Sequence[Monitor]) -> tuple[str, ...]:
+        """Fire ``monitors`` from now on: new ones join their grid, changed ones are
+        re-planned, unchanged ones keep their jobs; returns the names no longer fired."""
+        wanted = {monitor.name: monitor for monitor in monitors}
+        removed = tuple(name for name in self._monitors if name not in wanted)
+        for name in removed:
+            self._drop(name)
+        for name, monitor in wanted.items():
+            if self._monitors.get(name) == monitor:
+                continue
+            if name in self._monitors:
+                self._drop(name)
+            self._monitors[name] = monitor
+            self._offsets[name] = start_offset(name, monitor.interval)
+            self._add_job(monitor)
+        self.longest_interval = max((m.interval for m in monitors), default=0.0)
+        return removed
+
+    def _drop(self, name: str) -> None:
+        self._scheduler.remove_job(name)
+        del self._monitors[name]
+        self._offsets.pop(name, None)
+        self._last_planned.pop(name, None)
 
     def _add_job(self, monitor: Monitor) -> None:
         start = datetime.fromtimestamp(self._offsets[monitor.name], tz=UTC)

@@ -14,6 +14,8 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from monitor import trends
+from monitor.alerts.model import Route
+from monitor.alerts.routing import Routed, routed
 from monitor.diagnose import Diagnosis, Layer, Verdict, diagnose
 from monitor.incidents import IncidentChange, OpenIncident, follow
 from monitor.models import Cause, Kind, ProbeResult, Role
@@ -188,6 +190,12 @@ class Tracker:
         self._tracking = dict(tracking)
         self._tracked: dict[str, Tracked] = {}
 
+    def reconfigure(self, tracking: Mapping[str, Tracking]) -> None:
+        """New settings; monitors no longer configured are forgotten (not their storage)."""
+        self._tracking = dict(tracking)
+        for monitor in [m for m in self._tracked if m not in self._tracking]:
+            del self._tracked[monitor]
+
     def restore(self, monitor: str, tracked: Tracked) -> None:
         self._tracked[monitor] = tracked
 
@@ -224,16 +232,22 @@ class Tracker:
 
 @dataclass(frozen=True, slots=True)
 class StateRecord:
-    """What the store keeps of one assessed round that changed something."""
+    """What the store keeps of one assessed round that changed something: the state, the
+    incident change, and the alerts its entries send (stored with them, in one go)."""
 
     monitor: str
     time: datetime
     state: MonitorState
     change: IncidentChange | None = None
+    alerts: tuple[Routed, ...] = ()
 
     @classmethod
-    def of(cls, monitor: str, now: datetime, found: Assessment) -> StateRecord:
-        return cls(monitor, now, found.tracked.state, found.change)
+    def of(
+        cls, monitor: str, now: datetime, found: Assessment, routes: Sequence[Route] = ()
+    ) -> StateRecord:
+        change = found.change
+        alerts = () if change is None else routed(monitor, change, routes)
+        return cls(monitor, now, found.tracked.state, change, alerts)
 
 
 @dataclass(frozen=True, slots=True)

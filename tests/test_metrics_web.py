@@ -345,3 +345,25 @@ def test_forget_monitor_drops_every_series_of_that_monitor_only() -> None:
     _feed_everything(metrics, "shop")
     assert _sample(registry, "monitor_state", monitor="shop", state="degraded") == 1
     assert _monitors_in(registry) == {"blog", "shop"}
+
+
+def _series_count(registry: CollectorRegistry) -> int:
+    return sum(len(family.samples) for family in registry.collect())
+
+
+def test_urls_error_text_and_peers_never_add_series() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    failed = _result(False, Cause.CONNECT_TIMEOUT, None, Phases(0.001, total=5.0))
+    for round_ in range(20):
+        metrics.observe_probe(
+            replace(
+                failed,
+                target=f"http://shop.test/?attempt={round_}",
+                detail=f"timed out after 5.0 s connecting to 203.0.113.{round_}",
+                peer_ip=f"203.0.113.{round_}",
+            )
+        )
+        if round_ == 0:
+            after_first = _series_count(registry)
+    assert _series_count(registry) == after_first

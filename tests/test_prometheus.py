@@ -26,6 +26,7 @@ from prometheus import (
     Daemon,
     Prometheus,
     closed_port,
+    find_binary,
     free_port,
     promtool,
     running_daemon,
@@ -85,8 +86,7 @@ def rule_exprs() -> list[Any]:
 
 
 def filled_in(expr: str) -> str:
-    # Longest names first: $__rate_interval before $__range would not matter, but
-    # $monitor must not eat a longer variable's prefix.
+    # Longest names first, so no variable is replaced inside a longer one's name.
     for name in sorted(VARIABLES, key=len, reverse=True):
         expr = expr.replace(name, VARIABLES[name])
     assert "$" not in expr, f"a Grafana variable the test does not know: {expr}"
@@ -158,6 +158,7 @@ def _prometheus_config(root: Path, targets: list[str]) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    find_binary("prometheus")  # skip (or fail) before starting anything
     root = tmp_path_factory.mktemp("prometheus")
     with ExitStack() as running:
         hello = running.enter_context(serving_hello())

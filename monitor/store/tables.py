@@ -168,3 +168,32 @@ latency_baselines = Table(
     Column("data", Text, nullable=False),  # JSON: monitor.trends.TrendState.to_json()
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# Added by migration 0005: the outbox. An alert is a row here, written in the transaction
+# that stores the incident entry it is about; the delivery worker sends pending rows and
+# settles each one (sent, failed, held, resolved), so a crash neither loses nor repeats it.
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "incident_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey(incidents.c.id),
+        nullable=False,
+    ),
+    Column("notifier", String, nullable=False),
+    Column("event", String, nullable=False),  # down, degraded, recovered, flapping, reminder
+    Column("seq", Integer, nullable=False),  # the entry's seq; 1, 2, ... for reminders
+    Column("due_at", UtcDateTime, nullable=False),  # later than created_at when escalated
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("status", String, nullable=False),  # pending, sent, failed, held, resolved
+    Column("attempts", Integer, nullable=False),
+    Column("next_try_at", UtcDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("facts", Text, nullable=False),  # JSON: monitor.alerts.facts.to_json()
+    # The key of an alert: a retried write, or two nodes, cannot queue it twice.
+    UniqueConstraint("incident_id", "event", "notifier", "seq"),
+    Index(None, "status", "next_try_at"),
+)
