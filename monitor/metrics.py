@@ -27,6 +27,9 @@ _PROBE_LABELS = ("monitor", "role", "origin", "kind")
 _HTTP_LABELS = ("monitor", "role", "origin")
 # Web latencies: from a fast local answer to a cache's multi-second first-byte timeout.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# The per-site histogram keeps the phases people chart percentiles of (connect, time to
+# first byte, total): every phase more costs each site 15 series on every scrape.
+HISTOGRAM_PHASES = ("connect", "processing", "total")
 # The HTTP probe describes a followed redirect chain in its target, e.g. ", 2 redirects to".
 _REDIRECTS = re.compile(r", (\d+) redirects? to \S+$")
 
@@ -256,7 +259,9 @@ class Metrics:
         if result.status is None:
             return  # a refused connection's 1 ms or a timeout's limit is no site's latency
         monitor, role, _ = where
-        for phase, seconds in (*result.phases.items(), ("total", result.phases.total)):
+        phases = result.phases
+        for phase in HISTOGRAM_PHASES:
+            seconds = phases.total if phase == "total" else getattr(phases, phase)
             if seconds is not None:
                 self.check_duration.labels(monitor, role, phase).observe(seconds)
 

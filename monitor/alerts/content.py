@@ -38,17 +38,10 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
 
-from monitor.alerts.model import (
-    AlertFacts,
-    AlertSettings,
-    Event,
-    Message,
-    PendingAlert,
-    Templates,
-)
+from monitor.alerts.model import AlertFacts, AlertSettings, Event, Message, PendingAlert, Templates
 
 DERIVED = ("event_upper", "down_for", "duration", "evidence_lines", "timing_lines", "ref")
 FIELDS = (*(f.name for f in fields(AlertFacts)), *DERIVED)
@@ -111,7 +104,7 @@ def check_template(text: str) -> str | None:
     for facts in _SAMPLES:
         _, error = _fill(text, facts)
         if error is not None:
-            return error
+            return f"{error} (filling it for a {facts.event.value} alert)"
     return None
 
 
@@ -281,10 +274,121 @@ def _body(facts: AlertFacts, md: bool) -> str:
         named = (("verdict", facts.verdict), ("cause", facts.cause), ("layer", facts.layer))
         parts.append(", ".join(_label(n, _code(v, md), md) for n, v in named if v))
     if facts.event is not Event.SELF:
-        parts.append(_label(*_span(facts).split(" ", 1)[::1], md) if False else _since(facts, md))
+        parts.append(_since(facts, md))
     if facts.hint:
         parts.append(_label("check", facts.hint, md))
     parts += _block("evidence", facts.evidence, md)
     parts += _block("timings", facts.timings, md)
     parts.append(_label("ref", _code(reference(facts), md), md))
     return _join(parts, md)
+
+
+def _how_long(facts: AlertFacts) -> tuple[str, str]:
+    """What the incident has been (or was) and for how long: ("down for", "12 min")."""
+    if facts.event is Event.RECOVERED:
+        closed = facts.closed_at or facts.time
+        return "was failing for", human_duration(_seconds(facts.opened_at, closed))
+    what = "flapping" if facts.event is Event.FLAPPING else facts.state
+    return f"{what} for", human_duration(_seconds(facts.opened_at, facts.time))
+
+
+def _span(facts: AlertFacts) -> str:
+    return " ".join(_how_long(facts))
+
+
+def _since(facts: AlertFacts, md: bool) -> str:
+    label, duration = _how_long(facts)
+    if facts.event is Event.RECOVERED:
+        closed = facts.closed_at or facts.time
+        return _label(label, f"{duration} ({_when(facts.opened_at)} to {_when(closed)})", md)
+    return _label(label, f"{duration} (since {_when(facts.opened_at)})", md)
+
+
+def _label(name: str, value: str, md: bool) -> str:
+    return f"**{name[:1].upper()}{name[1:]}:** {value}" if md else f"{name}: {value}"
+
+
+def _bold(text: str, md: bool) -> str:
+    return f"**{text}**" if md else text
+
+
+def _code(text: str, md: bool) -> str:
+    return f"`{text}`" if md else text
+
+
+def _block(name: str, lines: Sequence[str], md: bool) -> list[str]:
+    """Lines under a label (in a code block for Markdown), or nothing if there are none."""
+    if not lines:
+        return []
+    if md:
+        return [f"**{name[:1].upper()}{name[1:]}:**\n```\n" + "\n".join(lines) + "\n```"]
+    return [f"{name}:\n" + "\n".join(f"  {line}" for line in lines)]
+
+
+def _join(parts: Iterable[str], md: bool) -> str:
+    """Markdown renderers may merge single line breaks, so there each part is a paragraph."""
+    return ("\n\n" if md else "\n").join(parts)
+
+
+def _fill(template: str, facts: AlertFacts) -> tuple[str, str | None]:
+    """``template`` filled from ``facts``, or ("", why it cannot be)."""
+    try:
+        list(_FORMATTER.parse(template))
+    except ValueError as exc:
+        return "", f"bad braces: {exc}; write {{{{ or }}}} for a brace itself"
+    try:
+        return template.format_map(template_fields(facts)), None
+    except KeyError as exc:
+        return "", f"unknown field {{{exc.args[0]}}}; known: {', '.join(FIELDS)}"
+    except (ValueError, AttributeError, IndexError, TypeError) as exc:
+        return "", f"bad field: {exc}"
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _TITLE_MAX else line[: _TITLE_MAX - 1] + "…"
+
+
+def _when(time: datetime) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds()
+
+
+def _order(row: PendingAlert) -> tuple[datetime, int]:
+    return row.due_at, row.id
+
+
+def _ids(rows: Iterable[PendingAlert]) -> tuple[int, ...]:
+    return tuple(r.id for r in rows)
+
+
+def _monitors(rows: Iterable[PendingAlert]) -> list[str]:
+    return list(dict.fromkeys(r.facts.monitor for r in rows))
+
+
+_FORMATTER = string.Formatter()
+_T0 = datetime(2026, 1, 1, tzinfo=UTC)
+_LATER = _T0 + timedelta(minutes=5)
+_DOWN = AlertFacts(
+    monitor="shop",
+    event=Event.DOWN,
+    state="down",
+    verdict="origin_fault",
+    cause="connect_refused",
+    layer="origin",
+    summary="origin o1 fails (connection refused), so the edge fails too",
+    hint="start it",
+    evidence=("origin o1: connection refused after 0.00 s",),
+    timings=("origin o1: connect_refused; connect 1 ms, total 1 ms",),
+    addresses=("192.0.2.1",),
+    opened_at=_T0,
+    time=_T0,
+)
+_SAMPLES = (
+    _DOWN,
+    replace(_DOWN, event=Event.RECOVERED, state="up", time=_LATER, closed_at=_LATER),
+)
+"""Templates are checked against a down and a recovery: a template must work for both."""

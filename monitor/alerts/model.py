@@ -65,6 +65,7 @@ class AlertSettings:
     rate_period: float = 3600.0  # ... per this many seconds; beyond it, one summary
     max_age: float = 86400.0  # seconds: stop retrying an alert this old, and record it
     timeout: float = 30.0  # seconds for one delivery attempt
+    self_notify: tuple[str, ...] | None = None  # who hears of the daemon's own trouble: all
 
 
 @dataclass(frozen=True, slots=True)

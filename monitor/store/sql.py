@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -107,6 +107,14 @@ class SqlStore:
         with _translated(f"reading incidents of {monitor!r}"):
             async with self._engine.connect() as conn:
                 return await states.fetch_incidents(conn, monitor)
+
+    @asynccontextmanager
+    async def transaction(self, action: str) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed at the end; a database error becomes
+        a StoreError that names ``action``. For the stores of other modules (the outbox)."""
+        with _translated(action):
+            async with self._engine.begin() as conn:
+                yield conn
 
     async def close(self) -> None:
         await self._engine.dispose()

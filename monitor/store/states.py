@@ -15,9 +15,11 @@ from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from monitor.alerts import facts
 from monitor.incidents import Entry, IncidentChange, OpenIncident
 from monitor.state import MonitorState, State
 from monitor.store.tables import (
+    alert_outbox,
     incident_events,
     incidents,
     latency_baselines,
@@ -41,13 +43,21 @@ async def write_record(conn: AsyncConnection, record: StateRecord, monitor_id: i
     upsert = _upsert(conn, monitor_states, ["monitor_id"], values)
     await conn.execute(upsert, {"monitor_id": monitor_id, **values})
     if record.change is not None:
-        await _write_change(conn, record.change, monitor_id)
+        written = await _write_change(conn, record.change, monitor_id)
+        if written is not None:
+            await _queue_alerts(conn, record, *written)
 
 
-async def _write_change(conn: AsyncConnection, change: IncidentChange, monitor_id: int) -> None:
+async def _write_change(
+    conn: AsyncConnection, change: IncidentChange, monitor_id: int
+) -> tuple[int, int] | None:
+    """Store the change; returns its incident's id and the seq before its first entry, or
+    None when the change is stored already (a write repeated after a lost commit reply)."""
     incident_id = await _incident_id(conn, monitor_id, change.incident.opened_at)
     if incident_id is None:
         incident_id = await _open(conn, change, monitor_id)
+    elif await _stored(conn, incident_id, change.entries[0]):
+        return None
     elif change.incident.flapping:
         flag = update(incidents).where(incidents.c.id == incident_id).values(flapping=True)
         await conn.execute(flag)
@@ -62,6 +72,44 @@ async def _write_change(conn: AsyncConnection, change: IncidentChange, monitor_i
         duration = (closed - change.incident.opened_at).total_seconds()
         done = update(incidents).where(incidents.c.id == incident_id)
         await conn.execute(done.values(closed_at=closed, duration_s=duration))
+    return incident_id, seq
+
+
+async def _queue_alerts(
+    conn: AsyncConnection, record: StateRecord, incident_id: int, seq: int
+) -> None:
+    """Put the record's alerts in the outbox, in the transaction of their entries: each
+    keyed by its entry's seq, so a write that is repeated cannot queue an alert twice."""
+    if not record.alerts:
+        return
+    rows = [
+        {
+            "incident_id": incident_id,
+            "notifier": alert.notifier,
+            "event": alert.event.value,
+            "seq": seq + 1 + alert.entry,
+            "due_at": alert.due_at,
+            "created_at": record.time,
+            "status": "pending",
+            "attempts": 0,
+            "next_try_at": alert.due_at,
+            "facts": facts.to_json(alert.facts),
+        }
+        for alert in record.alerts
+    ]
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    keys = ["incident_id", "event", "notifier", "seq"]
+    await conn.execute(insert(alert_outbox).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+async def _stored(conn: AsyncConnection, incident_id: int, first: Entry) -> bool:
+    """Whether the entry is in the timeline already: one round makes one entry of a kind."""
+    query = select(incident_events.c.id).where(
+        incident_events.c.incident_id == incident_id,
+        incident_events.c.time == first.time,
+        incident_events.c.kind == first.kind,
+    )
+    return (await conn.scalar(query.limit(1))) is not None
 
 
 async def _incident_id(conn: AsyncConnection, monitor_id: int, opened_at: datetime) -> int | None:

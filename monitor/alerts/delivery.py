@@ -1,0 +1,398 @@
+"""The delivery worker: sends the outbox's due alerts through Apprise and settles each row.
+
+One task wakes every second (and at once after the store wrote alerts), reads the due
+rows, decides their fate (``routing.disposition``), composes messages (``content.compose``:
+grouped in a storm, held while the canary fails), applies each notifier's rate limit and
+hands the messages to that notifier's *lane*: a task that sends them one after another and
+marks each message's rows sent (or due again later, with backoff) the moment its send
+returns. Lanes of different notifiers run side by side, so a slow SMTP server holds up
+only its own notifier. A row a lane works on is not read again until it is settled.
+
+Exactly once: a row is marked sent in the transaction right after its send returns; only
+a crash between the two (or a send that timed out here but arrived later) repeats an
+alert, and every message carries a ``ref`` a receiver can deduplicate on.
+
+The daemon's own alerts (``selfcheck``) and the canary notices do not live in the outbox:
+the store may be what is broken. They are kept in memory and sent with retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from monitor import logs
+from monitor.alerts import content, routing, selfcheck
+from monitor.alerts.apprise_send import Channels
+from monitor.alerts.model import AlertSettings, Event, Message, PendingAlert
+from monitor.alerts.outbox import DueAlert, Outbox, Settle, Status
+from monitor.alerts.ratelimit import RateLimit
+from monitor.errors import NotifyError, StoreError
+
+log = logging.getLogger("monitor.alerts")
+
+POLL = 1.0  # seconds between looks at the outbox when nothing wakes the worker
+FIRST_RETRY = 5.0  # seconds after the first failed send; doubling, up to ...
+MAX_RETRY = 600.0
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds to wait after ``attempts`` failed sends: 5, 10, 20, ... up to 10 min."""
+    return min(FIRST_RETRY * 2.0 ** min(attempts - 1, 10), MAX_RETRY)
+
+
+class AlertMetrics(Protocol):
+    def observe_alert(self, notifier: str, event: str, outcome: str) -> None: ...
+
+    def set_outbox_pending(self, n: int) -> None: ...
+
+
+Vitals = Callable[[datetime, int], selfcheck.Vitals]
+"""The daemon's vitals at a time, given the outbox's pending count."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    """A message sent from memory (a self alert, a canary notice), tried until max_age."""
+
+    notifier: str
+    event: Event
+    title: str
+    body: str
+    markdown: str
+    since: datetime
+    attempts: int = 0
+    next_try_at: datetime | None = None
+
+
+_Send = tuple[str, str, str, Callable[[NotifyError | None, datetime], Awaitable[None]]]
+"""What a lane sends: title, plain body, Markdown body, and what to do with the outcome."""
+
+
+class Delivery:
+    """Sends the outbox (and the daemon's own alerts) through ``channels``."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        channels: Channels,
+        settings: AlertSettings,
+        metrics: AlertMetrics,
+        canary_down: Callable[[], bool] = lambda: False,
+        vitals: Vitals | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._channels = channels
+        self._settings = settings
+        self._metrics = metrics
+        self._canary_down = canary_down
+        self._vitals = vitals
+        self._self_state: selfcheck.SelfState | None = None
+        self._pending = 0  # the outbox's pending rows when last counted
+        self._limits: dict[str, RateLimit] = {}
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._busy: set[int] = set()  # rows a lane works on or whose settling failed
+        self._unsettled: list[Settle] = []
+        self._direct: list[_Direct] = []
+        self._noticed: set[str] = set()  # notifiers told of the canary in this outage
+        self._woken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def reconfigure(self, channels: Channels, settings: AlertSettings) -> None:
+        self._channels, self._settings = channels, settings
+
+    def wake(self) -> None:
+        """Look at the outbox now (the store has just written alerts)."""
+        self._woken.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="alert-delivery")
+
+    # The timeout bounds waiting for sends in flight, not the call.
+    async def close(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Stop reading the outbox, give sends in flight ``timeout`` seconds, then settle
+        what they sent. A send cut off here may still arrive: it is sent again at start."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+        lanes = set(self._lanes.values())
+        if lanes:
+            await asyncio.wait(lanes, timeout=timeout)
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.wait(lanes)
+        try:
+            await self._flush()
+        except StoreError as exc:
+            logs.event(log, "alerts.unsettled", logging.ERROR, rows=len(self._busy), error=exc)
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._woken.wait(), POLL)
+            except TimeoutError:
+                pass
+            self._woken.clear()
+            try:
+                await self.run_once(datetime.now(UTC))
+            except StoreError as exc:
+                failures += 1
+                delay = retry_delay(failures) / 5  # 1 s, 2 s, ... up to 2 min
+                logs.event(
+                    log, "alerts.store_failed", logging.WARNING, error=str(exc), retry_in=delay
+                )
+                await asyncio.sleep(delay)
+            else:
+                failures = 0
+
+    async def run_once(self, now: datetime) -> None:
+        """One pass at ``now``: self alerts, then the due rows of the outbox. Sends start
+        in lanes and settle when they return (``idle`` waits for them)."""
+        self._check_self(now)
+        self._dispatch_direct(now)
+        await self._flush()
+        canary = self._canary_down()
+        if not canary:
+            self._noticed.clear()
+        due = [
+            d
+            for d in await self._outbox.due(now, with_held=not canary)
+            if d.alert.id not in self._busy
+        ]
+        settled, offered = self._triage(due, now)
+        composed = content.compose(offered, now, self._settings, canary)
+        settled += [Settle(i, Status.HELD, now) for i in composed.held]
+        await self._settle(settled, {d.alert.id: d.alert for d in due})
+        self._dispatch(composed.messages, {d.alert.id: d.alert for d in due}, now)
+        self._pending = await self._outbox.pending()
+        self._metrics.set_outbox_pending(self._pending)
+
+    async def idle(self) -> None:
+        """Wait until no lane is sending."""
+        while self._lanes:
+            await asyncio.wait(set(self._lanes.values()))
+
+    def _triage(
+        self, due: Sequence[DueAlert], now: datetime
+    ) -> tuple[list[Settle], list[PendingAlert]]:
+        """Rows settled without sending, and rows to compose messages of."""
+        settled: list[Settle] = []
+        offered: list[PendingAlert] = []
+        for d in due:
+            alert = d.alert
+            if alert.notifier not in self._channels:
+                error = f"no notifier named {alert.notifier!r} is configured (any more)"
+                settled.append(Settle(alert.id, Status.FAILED, now, error))
+                continue
+            fate = routing.disposition(alert.event, alert.due_at, d.closed_at, d.still_down, d.told)
+            if fate is routing.Disposition.SEND and d.held and d.closed_at is not None:
+                error = "held while the canary failed; the incident closed meanwhile"
+                settled.append(Settle(alert.id, Status.RESOLVED, now, error))
+            elif fate is routing.Disposition.RESOLVED:
+                settled.append(Settle(alert.id, Status.RESOLVED, now, _resolved_why(alert.event)))
+            elif fate is routing.Disposition.SEND:
+                offered.append(alert)
+        return settled, offered
+
+    def _dispatch(
+        self, messages: Sequence[Message], alerts: dict[int, PendingAlert], now: datetime
+    ) -> None:
+        """Start a lane for each idle notifier with the messages its rate limit lets go."""
+        sends: dict[str, list[_Send]] = {}
+        for message in messages:
+            notifier = message.notifier
+            if notifier in self._lanes:
+                continue  # its rows stay pending and are composed again next pass
+            if not message.alert_ids:  # a canary notice: once per notifier per outage
+                if notifier not in self._noticed:
+                    self._noticed.add(notifier)
+                    self._direct.append(_direct(message, Event.SELF, now))
+                continue
+            limit = self._limits.get(notifier) or RateLimit()
+            note = limit.summary()
+            allowed, self._limits[notifier] = limit.allow(now, self._settings)
+            if not allowed:
+                continue
+            rows = [alerts[i] for i in message.alert_ids]
+            self._busy.update(message.alert_ids)
+            body, markdown = _noted(message.body, note), _noted(message.markdown, note)
+            outcome = self._settler(message, rows, now)
+            sends.setdefault(notifier, []).append((message.title, body, markdown, outcome))
+        for notifier, queued in sends.items():
+            self._start_lane(notifier, queued, now)
+
+    def _settler(
+        self, message: Message, rows: list[PendingAlert], now: datetime
+    ) -> Callable[[NotifyError | None, datetime], Awaitable[None]]:
+        async def settle(error: NotifyError | None, at: datetime) -> None:
+            settled = [self._outcome(row, error, at) for row in rows]
+            _log_send(message, rows, error)
+            await self._settle(settled, {row.id: row for row in rows})
+
+        return settle
+
+    def _outcome(self, row: PendingAlert, error: NotifyError | None, at: datetime) -> Settle:
+        if error is None:
+            routes = self._settings.routes
+            again = routing.next_reminder(row.event, row.facts.monitor, row.notifier, at, routes)
+            return Settle(row.id, Status.SENT, at, reminder_at=again)
+        age = (at - row.due_at).total_seconds()
+        if error.permanent or age >= self._settings.max_age:
+            return Settle(row.id, Status.FAILED, at, str(error))
+        retry = at + timedelta(seconds=retry_delay(row.attempts + 1))
+        return Settle(row.id, Status.PENDING, at, str(error), next_try_at=retry)
+
+    async def _settle(self, settled: Sequence[Settle], rows: dict[int, PendingAlert]) -> None:
+        """Settle rows now, or keep them (busy) until the store takes them."""
+        try:
+            await self._outbox.settle(settled)
+        except StoreError:
+            self._unsettled.extend(settled)
+            self._busy.update(s.id for s in settled)
+            raise
+        for one in settled:
+            self._busy.discard(one.id)
+            row = rows[one.id]
+            outcome = "retry" if one.status is Status.PENDING else one.status.value
+            self._metrics.observe_alert(row.notifier, row.event.value, outcome)
+            if one.status in (Status.HELD, Status.RESOLVED, Status.FAILED):
+                logs.event(
+                    log,
+                    f"alert.{one.status.value}",
+                    logging.WARNING if one.status is Status.FAILED else logging.INFO,
+                    monitor=row.facts.monitor,
+                    event=row.event.value,
+                    notifier=row.notifier,
+                    why=one.error,
+                )
+
+    async def _flush(self) -> None:
+        """Settle what earlier passes could not (the store was away)."""
+        if self._unsettled:
+            settled, self._unsettled = self._unsettled, []
+            try:
+                await self._outbox.settle(settled)
+            except StoreError:
+                self._unsettled = settled + self._unsettled
+                raise
+            self._busy.difference_update(s.id for s in settled)
+
+    def _start_lane(self, notifier: str, sends: list[_Send], now: datetime) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._lane(notifier, sends, now), name=f"alerts-{notifier}"
+        )
+        self._lanes[notifier] = task
+        task.add_done_callback(lambda _: self._lane_done(notifier))
+
+    def _lane_done(self, notifier: str) -> None:
+        del self._lanes[notifier]
+        self._woken.set()  # its rows may be due again; others may wait for this notifier
+
+    async def _lane(self, notifier: str, sends: list[_Send], now: datetime) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for title, body, markdown, outcome in sends:
+            try:
+                await self._channels.send(notifier, title, body, markdown)
+                error = None
+            except NotifyError as exc:
+                error = exc
+            at = now + timedelta(seconds=loop.time() - started)
+            try:
+                await outcome(error, at)
+            except StoreError as exc:
+                logs.event(log, "alerts.store_failed", logging.WARNING, error=str(exc))
+
+    def _check_self(self, now: datetime) -> None:
+        if self._vitals is None:
+            return
+        vitals = self._vitals(now, self._pending)
+        self._self_state, alerts = selfcheck.check(
+            self._self_state, vitals, selfcheck.SelfSettings()
+        )
+        for alert in alerts:
+            logs.event(log, "self.alert", problem=alert.problem, active=alert.active)
+            for notifier in self._self_notifiers():
+                self._direct.append(
+                    _Direct(notifier, Event.SELF, alert.title, alert.body, alert.body, now)
+                )
+
+    def _self_notifiers(self) -> tuple[str, ...]:
+        named = self._settings.self_notify
+        return tuple(n.name for n in self._settings.notifiers) if named is None else named
+
+    def _dispatch_direct(self, now: datetime) -> None:
+        """Start lanes for the messages kept in memory that are due, oldest first."""
+        waiting: list[_Direct] = []
+        for direct in self._direct:
+            if direct.notifier not in self._channels:
+                continue  # the notifier is gone (reloaded config): nobody to tell
+            due = direct.next_try_at is None or direct.next_try_at <= now
+            if not due or direct.notifier in self._lanes:
+                waiting.append(direct)
+                continue
+            self._start_lane(direct.notifier, [self._direct_send(direct)], now)
+        self._direct = waiting
+
+    def _direct_send(self, direct: _Direct) -> _Send:
+        async def settle(error: NotifyError | None, at: datetime) -> None:
+            outcome = "sent"
+            if error is not None:
+                attempts = direct.attempts + 1
+                if error.permanent or (at - direct.since).total_seconds() >= self._settings.max_age:
+                    outcome = "failed"
+                else:
+                    outcome = "retry"
+                    retry = at + timedelta(seconds=retry_delay(attempts))
+                    self._direct.append(replace(direct, attempts=attempts, next_try_at=retry))
+            self._metrics.observe_alert(direct.notifier, direct.event.value, outcome)
+            logs.event(
+                log,
+                "alert.sent" if error is None else f"alert.{outcome}",
+                logging.INFO if error is None else logging.WARNING,
+                notifier=direct.notifier,
+                event=direct.event.value,
+                title=direct.title,
+                error=None if error is None else str(error),
+            )
+
+        return direct.title, direct.body, direct.markdown, settle
+
+
+def _direct(message: Message, event: Event, now: datetime) -> _Direct:
+    return _Direct(message.notifier, event, message.title, message.body, message.markdown, now)
+
+
+def _noted(text: str, note: str | None) -> str:
+    return text if note is None else f"{text}\n\n{note}"
+
+
+def _resolved_why(event: Event) -> str:
+    if event is Event.RECOVERED:
+        return "the notifier was never told of the problem"
+    if event is Event.REMINDER:
+        return "the incident closed, or the monitor is no longer down"
+    return "the incident closed before the alert was due"
+
+
+def _log_send(message: Message, rows: Sequence[PendingAlert], error: NotifyError | None) -> None:
+    monitors = ",".join(dict.fromkeys(r.facts.monitor for r in rows))
+    events = ",".join(dict.fromkeys(r.event.value for r in rows))
+    if error is None:
+        logs.event(log, "alert.sent", notifier=message.notifier, events=events, monitors=monitors)
+    else:
+        logs.event(
+            log,
+            "alert.not_sent",
+            logging.WARNING,
+            notifier=message.notifier,
+            events=events,
+            monitors=monitors,
+            attempts=max(r.attempts for r in rows) + 1,
+            error=str(error),
+        )
