@@ -19,6 +19,7 @@ the store may be what is broken. They are kept in memory and sent with retries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -133,10 +134,8 @@ class Delivery:
     async def _run(self) -> None:
         failures = 0
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), POLL)
-            except TimeoutError:
-                pass
             self._woken.clear()
             try:
                 await self.run_once(datetime.now(UTC))
