@@ -18,7 +18,8 @@ def start(pid: int, seconds: float, out: Path, log: Path) -> list[subprocess.Pop
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         raise RuntimeError("py-spy is not installed: pip install py-spy")
-    common = [py_spy, "record", "--pid", str(pid), "--duration", f"{seconds:.0f}", "--nonblocking"]
+    common = [py_spy, "record", "--pid", str(pid), "--duration", f"{seconds:.0f}"]
+    common += ["--nonblocking", "--function"]  # by function, not by line
     return [
         procs.start([*common, "--format", "flamegraph", "-o", f"{out}.svg"], log),
         procs.start([*common, "--format", "raw", "-o", f"{out}.txt"], log),
