@@ -39,7 +39,7 @@ local paths = {{
 {paths}
 }}
 local i = 0
-local failed = 0
+failed = 0  -- global: done() reads it with thread:get
 local threads = {{}}
 
 function setup(thread)

@@ -1,4 +1,5 @@
-"""Command line: ``monitor run | validate | db upgrade``; the one place objects are wired."""
+"""Command line: ``monitor run | validate | check | test-alert | db upgrade``; the one place
+objects are wired."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     try:
         config = load_config(args.config)
+        _check_notifiers(args.config, config)
     except ConfigError as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE
     command: str = args.command
     if command == "validate":
         return _validate(args.config, config)
+    if command == "test-alert":
+        return _test_alert(args.notifier, config)
     logs.configure(getattr(logging, args.log_level.upper()))
     if command == "run":
         from monitor.daemon import run_daemon  # heavy imports only for the daemon
@@ -41,10 +45,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _validate(path: str, config: Config) -> int:
     sites, checks = len(config.sites), len(config.checks)
+    notifiers = len(config.alerts.notifiers)
+    also = f", {notifiers} notifier{'s' if notifiers != 1 else ''}" if notifiers else ""
     print(
         f"{path}: ok ({sites} site{'s' if sites != 1 else ''}, "
-        f"{checks} check{'s' if checks != 1 else ''})"
+        f"{checks} check{'s' if checks != 1 else ''}{also})"
     )
+    return EXIT_OK
+
+
+def _check_notifiers(path: str, config: Config) -> None:
+    """Every notifier URL is one Apprise can use (routes name real notifiers: the parser
+    checks that)."""
+    if not config.alerts.notifiers:
+        return
+    from monitor.alerts.apprise_send import url_problem  # Apprise only when there are any
+
+    for notifier in config.alerts.notifiers:
+        problem = url_problem(notifier.url)
+        if problem is not None:
+            raise ConfigError(problem, file=path, line=None, field=f"notifiers.{notifier.name}.url")
+
+
+def _test_alert(name: str, config: Config) -> int:
+    from monitor.alerts.apprise_send import send_test
+
+    notifiers = {n.name: n for n in config.alerts.notifiers}
+    if name not in notifiers:
+        known = ", ".join(notifiers) or "none are configured"
+        print(f"monitor test-alert: no notifier {name!r} (known: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    error = asyncio.run(send_test(notifiers[name], config.alerts.timeout))
+    if error is not None:
+        print(f"monitor test-alert: {name}: not sent: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{name}: sent")
     return EXIT_OK
 
 
@@ -130,6 +165,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", metavar="DURATION", help="time limit per probe (default 10s)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("-c", "--config", metavar="FILE", help="check TARGET from this config")
+
+    test_alert = commands.add_parser(
+        "test-alert",
+        help="send a test message to a notifier",
+        description="Send a test message through NOTIFIER (a name under notifiers: in the "
+        "config) and say whether it was delivered. Exit 0 when sent, 1 when not, 2 on bad "
+        "usage.",
+    )
+    test_alert.add_argument("notifier", metavar="NOTIFIER", help="the notifier's name")
+    _add_config(test_alert)
 
     db = commands.add_parser("db", help="database commands", description="Database commands.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")

@@ -15,7 +15,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from monitor import config_checks, config_http, config_maintenance, config_tracking, config_values
+from monitor import (
+    config_alerts,
+    config_checks,
+    config_http,
+    config_maintenance,
+    config_tracking,
+    config_values,
+)
+from monitor.alerts.model import AlertSettings
 from monitor.durations import format_duration
 from monitor.errors import ConfigError
 from monitor.maintenance import Window
@@ -59,6 +67,7 @@ class Config:
     checks: tuple[Check, ...] = ()
     maintenance: tuple[Window, ...] = ()
     tracking: Mapping[str, Tracking] = field(default_factory=dict)  # by monitor name
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def monitors(self) -> tuple[Site | Check, ...]:
@@ -94,7 +103,8 @@ def parse_config(text: str, *, file: str, env: Mapping[str, str]) -> Config:
     keys = reader.mapping(
         root,
         "",
-        allowed=frozenset({"storage", "server", "defaults", "sites", "checks", "maintenance"}),
+        allowed=frozenset({"storage", "server", "defaults", "sites", "checks", "maintenance"})
+        | config_alerts.TOP_KEYS,
     )
     defaults = _parse_defaults(reader, keys["defaults"]) if "defaults" in keys else _Defaults()
     sites, checks, tracking = _parse_monitors(reader, keys, defaults)
@@ -111,6 +121,7 @@ def parse_config(text: str, *, file: str, env: Mapping[str, str]) -> Config:
         if "maintenance" in keys
         else (),
         tracking=tracking,
+        alerts=config_alerts.parse_alerts(reader, keys, _names(sites, checks)),
     )
 
 

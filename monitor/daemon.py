@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,14 +16,20 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor import logs
+from monitor.alerts import selfcheck
+from monitor.alerts.apprise_send import Channels
+from monitor.alerts.delivery import Delivery
+from monitor.alerts.outbox import Outbox
 from monitor.config import Config
-from monitor.errors import StoreError
+from monitor.errors import NotifyError, StoreError
 from monitor.judging import Judge
 from monitor.metrics import Metrics
 from monitor.probes import make_session
 from monitor.reload import Reloader
 from monitor.runner import Runner
 from monitor.scheduler import CheckScheduler
+from monitor.state import Health as Seen
+from monitor.state import State
 from monitor.store import BatchWriter, SqlStore
 from monitor.tracking import StateRecord, Tracked, Tracker
 from monitor.web import Health, make_app
@@ -63,6 +70,12 @@ async def run_daemon(
         )
         await store.close()
         return 1
+    try:
+        channels = Channels(config.alerts.notifiers, config.alerts.timeout)
+    except NotifyError as exc:
+        logs.event(log, "alerts.bad_notifier", logging.ERROR, error=str(exc))
+        await store.close()
+        return 1
     # blackbox_exporter has no *_created series; they would only double the series count.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
@@ -72,13 +85,35 @@ async def run_daemon(
         on_written=metrics.observe_store_write,
         on_dropped=metrics.store_dropped.inc,
     )
+
+    def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
+        missed = registry.get_sample_value("monitor_scheduler_missed_runs_total") or 0.0
+        healthy = writer.healthy and states.healthy
+        return selfcheck.Vitals(
+            now, healthy, writer.last_error or states.last_error, missed, pending
+        )
+
+    delivery = Delivery(
+        Outbox(store),
+        channels,
+        config.alerts,
+        metrics,
+        lambda name: _failing(tracker, name),
+        vitals,
+    )
+
+    async def write_states(records: Sequence[StateRecord]) -> None:
+        await store.write_states(records)
+        if any(record.alerts for record in records):
+            delivery.wake()  # send them now, not at the next poll
+
     states: BatchWriter[StateRecord] = BatchWriter(
-        store.write_states, batch_size=100, what="state changes"
+        write_states, batch_size=100, what="state changes"
     )
     metrics.store_pending.set_function(lambda: writer.pending + states.pending)
     metrics.set_incidents_open(tracker.open_incidents)
     metrics.config_reloaded(True)
-    judge = Judge(tracker, config.maintenance, states, metrics)
+    judge = Judge(tracker, config.maintenance, states, metrics, config.alerts.routes)
     session = make_session()
     runner = Runner(session, writer, metrics, judge)
     scheduler = CheckScheduler(config.monitors, runner.run_round, metrics)
@@ -98,10 +133,12 @@ async def run_daemon(
         await _close_all(web_runner, session, store)
         return 1
     if path is not None:
-        reloader = Reloader(path, config, scheduler, tracker, judge, metrics, store)
+        alerts = _AlertsReload(judge, delivery)
+        reloader = Reloader(path, config, scheduler, tracker, judge, metrics, store, (alerts,))
         _reload_on_sighup(reloader)
     writer.start()
     states.start()
+    delivery.start()
     baselines = Baselines(store, tracker)
     baselines.start()
     scheduler.start()
@@ -113,7 +150,7 @@ async def run_daemon(
         store=config.storage.display_url,
     )
     await stop.wait()
-    stopped = await _shut_down(scheduler, runner, (writer, states))
+    stopped = await _shut_down(scheduler, runner, (writer, states), delivery)
     await baselines.close()
     await _close_all(web_runner, session, store)
     level = logging.INFO if stopped.clean else logging.ERROR
@@ -128,13 +165,47 @@ async def run_daemon(
 
 
 async def _shut_down(
-    scheduler: CheckScheduler, runner: Runner, writers: tuple[BatchWriter[Any], ...]
+    scheduler: CheckScheduler,
+    runner: Runner,
+    writers: tuple[BatchWriter[Any], ...],
+    delivery: Delivery,
 ) -> Stopped:
     scheduler.stop_firing()
     unfinished = await runner.wait_in_flight(IN_FLIGHT_GRACE)
     scheduler.shutdown()  # cancels rounds that outlived the grace: they have no result
-    left = await asyncio.gather(*(w.close(FLUSH_GRACE) for w in writers))
+    # Alerts not sent by then stay in the outbox and go after the next start.
+    left, _ = await asyncio.gather(
+        asyncio.gather(*(w.close(FLUSH_GRACE) for w in writers)), delivery.close(FLUSH_GRACE)
+    )
     return Stopped(unfinished_rounds=unfinished, unwritten_results=sum(left))
+
+
+def _failing(tracker: Tracker, monitor: str) -> bool:
+    """Whether ``monitor`` (the canary) fails: it is not up, or its last round was not. So
+    the canary holds pages back from its first failure, before the sites count as down."""
+    state = tracker.get(monitor).state
+    return state.state in _FAILING or state.last_seen in (Seen.DOWN, Seen.DEGRADED)
+
+
+_FAILING = (State.DOWN, State.DEGRADED)
+
+
+class _AlertsReload:
+    """Applies a reloaded config's notifiers, routes and alerting settings."""
+
+    def __init__(self, judge: Judge, delivery: Delivery) -> None:
+        self._judge = judge
+        self._delivery = delivery
+
+    def __call__(self, config: Config) -> None:
+        settings = config.alerts
+        try:
+            channels = Channels(settings.notifiers, settings.timeout)
+        except NotifyError as exc:  # `monitor validate` would have said so
+            logs.event(log, "alerts.reload_failed", logging.ERROR, error=str(exc))
+            return
+        self._judge.route_to(settings.routes)
+        self._delivery.reconfigure(channels, settings)
 
 
 def _restore(tracker: Tracker, stored: dict[str, Tracked], config: Config) -> None:

@@ -52,6 +52,10 @@ class Judge:
     def reconfigure(self, windows: tuple[Window, ...]) -> None:
         self._windows = windows
 
+    def route_to(self, routes: tuple[Route, ...]) -> None:
+        """Route the alerts of the rounds judged from now on by ``routes``."""
+        self._routes = routes
+
     def judge(
         self,
         monitor: str,

@@ -90,6 +90,9 @@ def test_a_down_alert_says_what_broke_and_what_to_check(line: str) -> None:
             id="reminder-duration",
         ),
         pytest.param(replace(DOWN, event=Event.FLAPPING), "flapping for: 12 min", id="flapping"),
+        pytest.param(
+            replace(DOWN, time=T0), "down since: 2026-11-20 12:00:00 UTC\n", id="just-opened"
+        ),
     ],
 )
 def test_each_event_says_how_long(facts: AlertFacts, line: str) -> None:

@@ -90,7 +90,7 @@ def test_missed_runs_rising_alert_once_and_resolve_after_a_quiet_window() -> Non
     raised = _run(_missed(totals))
     assert _seen(raised) == [(120, "missed_runs", True), (540, "missed_runs", False)]
     assert raised[0][1].title == "[SELF] the monitor missed 1 check run"
-    assert raised[0][1].body.startswith("1 check run missed their schedule in the last 5 min")
+    assert raised[0][1].body.startswith("missed in the last 5 min: 1 check run. A run is missed")
     assert raised[1][1].body == "no scheduled check was missed in the last 5 min"
 
 

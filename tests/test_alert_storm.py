@@ -44,7 +44,8 @@ def _row(
     **facts: object,
 ) -> PendingAlert:
     due = T0 + timedelta(seconds=seconds)
-    alert = replace(FACTS, monitor=monitor, event=event, time=due, **facts)  # type: ignore[arg-type]
+    values = {"opened_at": due, **facts}  # an opening alert, unless told otherwise
+    alert = replace(FACTS, monitor=monitor, event=event, time=due, **values)  # type: ignore[arg-type]
     return PendingAlert(id_, notifier, 100 + id_, event, 1, due, due, attempts, alert)
 
 
@@ -69,7 +70,7 @@ def test_a_storm_behind_one_address_is_one_message_per_notifier() -> None:
         assert len(message.title) < 120
         assert message.body.startswith(f"10 sites are DOWN, all with address {DEAD}:\n")
         for site in SITES:
-            assert f"\n  {site}: origin web fails (connection refused)" in message.body
+            assert f"\n  {site}: {FACTS.summary}\n" in message.body  # just opened: no "for 0 s"
             assert f"\n- **{site}**: origin web fails" in message.markdown
         assert message.body.count("origin web: connection refused after 0.00 s") == 1
         assert "check (from shop): origin web: it refuses connections" in message.body
@@ -91,6 +92,12 @@ def test_a_shared_cause_groups_sites_on_different_addresses() -> None:
     (message,) = compose(rows, _at(40), SETTINGS, canary_down=False).messages
     assert message.title == "[DOWN] 3 sites down (cause connect_refused): shop, api, blog"
     assert message.alert_ids == (0, 1, 2)
+
+
+def test_a_storm_says_how_long_each_site_has_been_down() -> None:
+    rows = [_row(i, site, opened_at=_at(-60 * i)) for i, site in enumerate(SITES[:3], 1)]
+    (message,) = compose(rows, _at(40), SETTINGS, canary_down=False).messages
+    assert f"\n  api: {FACTS.summary} (down for 2 min)\n" in message.body
 
 
 def test_recoveries_group_too() -> None:

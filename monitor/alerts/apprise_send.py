@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from urllib.parse import urlsplit
 
 import apprise
-from apprise import NotifyFormat
+from apprise import AppriseAsset, NotifyFormat, NotifyType
 from apprise.plugins import N_MGR
 
 from monitor.alerts.model import Notifier
 from monitor.errors import NotifyError
+
+TONES = {
+    "info": NotifyType.INFO,
+    "success": NotifyType.SUCCESS,
+    "warning": NotifyType.WARNING,
+    "failure": NotifyType.FAILURE,
+}
+"""How a message looks where the channel colours it (Slack, Discord, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +49,14 @@ class Channels:
         _load_plugins()
         self._timeout = timeout
         self._channels: dict[str, _Channel] = {}
+        asset = AppriseAsset(app_id="monitor", app_desc="monitor: uptime alerts")
         for notifier in notifiers:
-            service = apprise.Apprise.instantiate(notifier.url)
+            service = apprise.Apprise.instantiate(notifier.url, asset=asset)
             if service is None:
                 raise NotifyError(
                     f"notifier {notifier.name}: {url_problem(notifier.url)}", permanent=True
                 )
-            obj = apprise.Apprise()
+            obj = apprise.Apprise(asset=asset)
             obj.add(service)
             markdown = service.resolve_format() is NotifyFormat.MARKDOWN
             self._channels[notifier.name] = _Channel(obj, markdown)
@@ -53,10 +64,12 @@ class Channels:
     def __contains__(self, name: object) -> bool:
         return name in self._channels
 
-    async def send(self, name: str, title: str, body: str, markdown: str) -> None:
+    async def send(
+        self, name: str, title: str, body: str, markdown: str, tone: str = "info"
+    ) -> None:
         """Send one message to notifier ``name``: the Markdown text where it renders
-        Markdown, else the plain one. Raises NotifyError when it was not delivered (or not
-        within the timeout: then the send may still arrive later)."""
+        Markdown, else the plain one; ``tone`` is one of ``TONES``. Raises NotifyError when
+        it was not delivered (or not within the timeout: then it may still arrive later)."""
         channel = self._channels.get(name)
         if channel is None:
             raise NotifyError(f"no notifier named {name!r} is configured", permanent=True)
@@ -65,13 +78,30 @@ class Channels:
         )
         try:
             result = await asyncio.wait_for(
-                channel.apprise.async_notify(body=text, title=title, body_format=form),
+                channel.apprise.async_notify(
+                    body=text, title=title, body_format=form, notify_type=TONES[tone]
+                ),
                 self._timeout,
             )
         except TimeoutError:
             raise NotifyError(f"no answer within {self._timeout:g} s", permanent=False) from None
         if not result:
             raise NotifyError(_reason(result), permanent=False)
+
+
+async def send_test(notifier: Notifier, time_limit: float) -> str | None:
+    """Send a test message to ``notifier``; None when it was delivered, else why not."""
+    try:
+        channels = Channels((notifier,), time_limit)
+        host = socket.gethostname()
+        text = (
+            f"A test message from the monitor on {host}: if you read this, alerts through "
+            f"the notifier {notifier.name} arrive. Sent {datetime.now(UTC):%Y-%m-%d %H:%M:%S %Z}."
+        )
+        await channels.send(notifier.name, f"[TEST] monitor: {notifier.name} works", text, text)
+    except NotifyError as exc:
+        return str(exc)
+    return None
 
 
 def url_problem(url: str) -> str | None:

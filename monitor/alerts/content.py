@@ -12,7 +12,7 @@ every field of ``AlertFacts`` (``monitor``, ``event``, ``state``, ``verdict``, `
 - ``ref``: a reference that names the alert, ``<monitor>/<opened_at>/<event>/<offset>s``,
   so a receiver can recognise a repeat (a retried send) of the same alert.
 
-An empty body template means the built-in body. A template that fails at send time (the
+An empty template means the built-in one. A template that fails at send time (the
 config parser rejects most at load time with ``check_template``) falls back to the built-in
 one and the body says so: a template mistake never loses an alert. Custom templates give
 the same text to plain and Markdown channels; grouped and canary messages are built-in.
@@ -91,7 +91,7 @@ def template_fields(facts: AlertFacts) -> dict[str, object]:
     values.update(
         event_upper=facts.event.value.upper(),
         down_for=human_duration(_seconds(facts.opened_at, facts.time)),
-        duration=human_duration(_seconds(facts.opened_at, facts.closed_at or facts.time)),
+        duration=_how_long(facts),
         evidence_lines="\n".join(facts.evidence),
         timing_lines="\n".join(facts.timings),
         ref=reference(facts),
@@ -111,7 +111,7 @@ def check_template(text: str) -> str | None:
 def render(facts: AlertFacts, templates: Templates, markdown: bool) -> tuple[str, str]:
     """The title (one line, under 120 characters) and body of the alert ``facts`` describe."""
     notes = []
-    title, error = _fill(templates.title, facts)
+    title, error = _fill(templates.title or _BUILT_IN.title, facts)
     if error is not None:
         title, _ = _fill(_BUILT_IN.title, facts)
         notes.append(f"the title template failed ({error}); the built-in title is used")
@@ -214,7 +214,7 @@ def _single(row: PendingAlert, templates: Templates) -> Message:
 def _storm(rows: list[PendingAlert], key: _Key) -> Message:
     first = rows[0]
     names = _monitors(rows)
-    shared = "" if key == ("cause", "ok") else f" ({key[0]} {key[1]})"
+    shared = f" ({_shared(key)})" if _shared(key) else ""
     word = _NAMED[first.event][2]
     title = f"[{first.event.value.upper()}] {len(names)} sites {word}{shared}: {', '.join(names)}"
     plain, markdown = (_storm_body(rows, key, md) for md in (False, True))
@@ -223,7 +223,7 @@ def _storm(rows: list[PendingAlert], key: _Key) -> Message:
 
 def _storm_body(rows: list[PendingAlert], key: _Key, md: bool) -> str:
     first = rows[0].facts
-    shared = "" if key == ("cause", "ok") else f", all with {key[0]} {key[1]}"
+    shared = f", all with {_shared(key)}" if _shared(key) else ""
     headline = f"{len(_monitors(rows))} sites {_NAMED[first.event][1]}{shared}:"
     sites = [_site(r.facts, md) for r in rows]
     parts = [_bold(headline, md), "\n".join(sites)]
@@ -234,9 +234,15 @@ def _storm_body(rows: list[PendingAlert], key: _Key, md: bool) -> str:
     return _join([*parts, _label("ref", _code(ref, md), md)], md)
 
 
+def _shared(key: _Key) -> str:
+    """What a group's rows share, in words; nothing for recoveries' shared ``ok``."""
+    return "" if key == ("cause", "ok") else f"{key[0]} {key[1]}"
+
+
 def _site(facts: AlertFacts, md: bool) -> str:
     name = f"- **{facts.monitor}**" if md else f"  {facts.monitor}"
-    return f"{name}: {facts.summary} ({_span(facts)})"
+    span = "" if _just_opened(facts) else f" ({_what(facts)} for {_how_long(facts)})"
+    return f"{name}: {facts.summary}{span}"
 
 
 def _notices(held: list[PendingAlert], canary: str | None) -> list[Message]:
@@ -248,12 +254,12 @@ def _notices(held: list[PendingAlert], canary: str | None) -> list[Message]:
 def _notice(rows: list[PendingAlert], canary: str) -> Message:
     count = f"{len(rows)} site alert{'' if len(rows) == 1 else 's'}"
     title = f"[CANARY] the monitor's own network looks down: {count} held"
+    headline = (
+        f"The canary {canary} fails, so the monitor's own network looks down: "
+        "what it sees of the other sites now may be its own fault."
+    )
     bodies = []
     for md in (False, True):
-        headline = (
-            f"The canary {canary} fails, so the monitor's own network looks down: "
-            "what it sees of the other sites now may be its own fault."
-        )
         held = [f"{'- ' if md else '  '}{r.facts.monitor}: {r.event.value}" for r in rows]
         parts = [
             _bold(headline, md),
@@ -283,25 +289,30 @@ def _body(facts: AlertFacts, md: bool) -> str:
     return _join(parts, md)
 
 
-def _how_long(facts: AlertFacts) -> tuple[str, str]:
-    """What the incident has been (or was) and for how long: ("down for", "12 min")."""
+def _what(facts: AlertFacts) -> str:
+    """What the monitor is (or was) in the incident: "down", "was failing", ..."""
     if facts.event is Event.RECOVERED:
-        closed = facts.closed_at or facts.time
-        return "was failing for", human_duration(_seconds(facts.opened_at, closed))
-    what = "flapping" if facts.event is Event.FLAPPING else facts.state
-    return f"{what} for", human_duration(_seconds(facts.opened_at, facts.time))
+        return "was failing"
+    return "flapping" if facts.event is Event.FLAPPING else facts.state
 
 
-def _span(facts: AlertFacts) -> str:
-    return " ".join(_how_long(facts))
+def _how_long(facts: AlertFacts) -> str:
+    return human_duration(_seconds(facts.opened_at, facts.closed_at or facts.time))
+
+
+def _just_opened(facts: AlertFacts) -> bool:
+    """The alert of an incident's opening: saying "for 0 s" would tell nothing."""
+    return facts.event is not Event.RECOVERED and facts.time <= facts.opened_at
 
 
 def _since(facts: AlertFacts, md: bool) -> str:
-    label, duration = _how_long(facts)
+    opened = _when(facts.opened_at)
     if facts.event is Event.RECOVERED:
-        closed = facts.closed_at or facts.time
-        return _label(label, f"{duration} ({_when(facts.opened_at)} to {_when(closed)})", md)
-    return _label(label, f"{duration} (since {_when(facts.opened_at)})", md)
+        closed = _when(facts.closed_at or facts.time)
+        return _label(f"{_what(facts)} for", f"{_how_long(facts)} ({opened} to {closed})", md)
+    if _just_opened(facts):
+        return _label(f"{_what(facts)} since", opened, md)
+    return _label(f"{_what(facts)} for", f"{_how_long(facts)} (since {opened})", md)
 
 
 def _label(name: str, value: str, md: bool) -> str:

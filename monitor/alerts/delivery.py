@@ -29,6 +29,7 @@ from typing import Protocol
 from monitor import logs
 from monitor.alerts import content, routing, selfcheck
 from monitor.alerts.apprise_send import Channels
+from monitor.alerts.lanes import Lanes, Send
 from monitor.alerts.model import AlertSettings, Event, Message, PendingAlert
 from monitor.alerts.outbox import DueAlert, Outbox, Settle, Status
 from monitor.alerts.ratelimit import RateLimit
@@ -61,21 +62,18 @@ class _Direct:
     """A message sent from memory (a self alert, a canary notice), tried until max_age."""
 
     notifier: str
-    event: Event
     title: str
     body: str
     markdown: str
+    tone: str
     since: datetime
     attempts: int = 0
     next_try_at: datetime | None = None
 
 
-_Send = tuple[str, str, str, Callable[[NotifyError | None, datetime], Awaitable[None]]]
-"""What a lane sends: title, plain body, Markdown body, and what to do with the outcome."""
-
-
 class Delivery:
-    """Sends the outbox (and the daemon's own alerts) through ``channels``."""
+    """Sends the outbox (and the daemon's own alerts) through ``channels``; ``failing``
+    says whether a monitor (the canary) fails now."""
 
     def __init__(
         self,
@@ -83,21 +81,21 @@ class Delivery:
         channels: Channels,
         settings: AlertSettings,
         metrics: AlertMetrics,
-        canary_down: Callable[[], bool] = lambda: False,
+        failing: Callable[[str], bool] = lambda _: False,
         vitals: Vitals | None = None,
     ) -> None:
         self._outbox = outbox
         self._channels = channels
         self._settings = settings
         self._metrics = metrics
-        self._canary_down = canary_down
+        self._failing = failing
         self._vitals = vitals
         self._self_state: selfcheck.SelfState | None = None
         self._pending = 0  # the outbox's pending rows when last counted
         self._limits: dict[str, RateLimit] = {}
-        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._lanes = Lanes(on_done=self.wake)  # a lane's rows may be due again
         self._busy: set[int] = set()  # rows a lane works on or whose settling failed
-        self._unsettled: list[Settle] = []
+        self._unsettled: list[tuple[Settle, PendingAlert]] = []  # the store was away
         self._direct: list[_Direct] = []
         self._noticed: set[str] = set()  # notifiers told of the canary in this outage
         self._woken = asyncio.Event()
@@ -120,12 +118,9 @@ class Delivery:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task})
-        lanes = set(self._lanes.values())
-        if lanes:
-            await asyncio.wait(lanes, timeout=timeout)
-            for lane in lanes:
-                lane.cancel()
-            await asyncio.wait(lanes)
+        cut = await self._lanes.close(timeout)
+        if cut:
+            logs.event(log, "alerts.sends_cut_off", logging.WARNING, notifiers=cut)
         try:
             await self._flush()
         except StoreError as exc:
@@ -140,14 +135,17 @@ class Delivery:
             try:
                 await self.run_once(datetime.now(UTC))
             except StoreError as exc:
-                failures += 1
-                delay = retry_delay(failures) / 5  # 1 s, 2 s, ... up to 2 min
-                logs.event(
-                    log, "alerts.store_failed", logging.WARNING, error=str(exc), retry_in=delay
-                )
-                await asyncio.sleep(delay)
+                error = str(exc)
+            except Exception as exc:  # our bug: keep the worker (and the outbox) alive
+                log.exception("delivering alerts failed unexpectedly")
+                error = f"{type(exc).__name__}: {exc}"
             else:
                 failures = 0
+                continue
+            failures += 1
+            delay = retry_delay(failures) / 5  # 1 s, 2 s, ... up to 2 min
+            logs.event(log, "alerts.store_failed", logging.WARNING, error=error, retry_in=delay)
+            await asyncio.sleep(delay)
 
     async def run_once(self, now: datetime) -> None:
         """One pass at ``now``: self alerts, then the due rows of the outbox. Sends start
@@ -155,7 +153,7 @@ class Delivery:
         self._check_self(now)
         self._dispatch_direct(now)
         await self._flush()
-        canary = self._canary_down()
+        canary = self._settings.canary is not None and self._failing(self._settings.canary)
         if not canary:
             self._noticed.clear()
         due = [
@@ -173,8 +171,7 @@ class Delivery:
 
     async def idle(self) -> None:
         """Wait until no lane is sending."""
-        while self._lanes:
-            await asyncio.wait(set(self._lanes.values()))
+        await self._lanes.idle()
 
     def _triage(
         self, due: Sequence[DueAlert], now: datetime
@@ -189,7 +186,8 @@ class Delivery:
                 settled.append(Settle(alert.id, Status.FAILED, now, error))
                 continue
             fate = routing.disposition(alert.event, alert.due_at, d.closed_at, d.still_down, d.told)
-            if fate is routing.Disposition.SEND and d.held and d.closed_at is not None:
+            stale = d.held and d.closed_at is not None and alert.event is not Event.RECOVERED
+            if fate is routing.Disposition.SEND and stale:
                 error = "held while the canary failed; the incident closed meanwhile"
                 settled.append(Settle(alert.id, Status.RESOLVED, now, error))
             elif fate is routing.Disposition.RESOLVED:
@@ -202,7 +200,7 @@ class Delivery:
         self, messages: Sequence[Message], alerts: dict[int, PendingAlert], now: datetime
     ) -> None:
         """Start a lane for each idle notifier with the messages its rate limit lets go."""
-        sends: dict[str, list[_Send]] = {}
+        sends: dict[str, list[Send]] = {}
         for message in messages:
             notifier = message.notifier
             if notifier in self._lanes:
@@ -210,7 +208,7 @@ class Delivery:
             if not message.alert_ids:  # a canary notice: once per notifier per outage
                 if notifier not in self._noticed:
                     self._noticed.add(notifier)
-                    self._direct.append(_direct(message, Event.SELF, now))
+                    self._direct.append(_direct(message, now))
                 continue
             limit = self._limits.get(notifier) or RateLimit()
             note = limit.summary()
@@ -220,13 +218,13 @@ class Delivery:
             rows = [alerts[i] for i in message.alert_ids]
             self._busy.update(message.alert_ids)
             body, markdown = _noted(message.body, note), _noted(message.markdown, note)
-            outcome = self._settler(message, rows, now)
-            sends.setdefault(notifier, []).append((message.title, body, markdown, outcome))
+            send = Send(message.title, body, markdown, _tone(rows), self._settler(message, rows))
+            sends.setdefault(notifier, []).append(send)
         for notifier, queued in sends.items():
-            self._start_lane(notifier, queued, now)
+            self._lanes.start(self._channels, notifier, queued, now)
 
     def _settler(
-        self, message: Message, rows: list[PendingAlert], now: datetime
+        self, message: Message, rows: list[PendingAlert]
     ) -> Callable[[NotifyError | None, datetime], Awaitable[None]]:
         async def settle(error: NotifyError | None, at: datetime) -> None:
             settled = [self._outcome(row, error, at) for row in rows]
@@ -251,9 +249,12 @@ class Delivery:
         try:
             await self._outbox.settle(settled)
         except StoreError:
-            self._unsettled.extend(settled)
-            self._busy.update(s.id for s in settled)
+            self._unsettled.extend((one, rows[one.id]) for one in settled)
+            self._busy.update(one.id for one in settled)
             raise
+        done = sum(one.status not in (Status.PENDING, Status.HELD) for one in settled)
+        self._pending = max(0, self._pending - done)
+        self._metrics.set_outbox_pending(self._pending)
         for one in settled:
             self._busy.discard(one.id)
             row = rows[one.id]
@@ -265,7 +266,7 @@ class Delivery:
                     f"alert.{one.status.value}",
                     logging.WARNING if one.status is Status.FAILED else logging.INFO,
                     monitor=row.facts.monitor,
-                    event=row.event.value,
+                    alert=row.event.value,
                     notifier=row.notifier,
                     why=one.error,
                 )
@@ -273,39 +274,8 @@ class Delivery:
     async def _flush(self) -> None:
         """Settle what earlier passes could not (the store was away)."""
         if self._unsettled:
-            settled, self._unsettled = self._unsettled, []
-            try:
-                await self._outbox.settle(settled)
-            except StoreError:
-                self._unsettled = settled + self._unsettled
-                raise
-            self._busy.difference_update(s.id for s in settled)
-
-    def _start_lane(self, notifier: str, sends: list[_Send], now: datetime) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._lane(notifier, sends, now), name=f"alerts-{notifier}"
-        )
-        self._lanes[notifier] = task
-        task.add_done_callback(lambda _: self._lane_done(notifier))
-
-    def _lane_done(self, notifier: str) -> None:
-        del self._lanes[notifier]
-        self._woken.set()  # its rows may be due again; others may wait for this notifier
-
-    async def _lane(self, notifier: str, sends: list[_Send], now: datetime) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        for title, body, markdown, outcome in sends:
-            try:
-                await self._channels.send(notifier, title, body, markdown)
-                error = None
-            except NotifyError as exc:
-                error = exc
-            at = now + timedelta(seconds=loop.time() - started)
-            try:
-                await outcome(error, at)
-            except StoreError as exc:
-                logs.event(log, "alerts.store_failed", logging.WARNING, error=str(exc))
+            pairs, self._unsettled = self._unsettled, []
+            await self._settle([one for one, _ in pairs], {one.id: row for one, row in pairs})
 
     def _check_self(self, now: datetime) -> None:
         if self._vitals is None:
@@ -316,9 +286,10 @@ class Delivery:
         )
         for alert in alerts:
             logs.event(log, "self.alert", problem=alert.problem, active=alert.active)
+            tone = "warning" if alert.active else "success"
             for notifier in self._self_notifiers():
                 self._direct.append(
-                    _Direct(notifier, Event.SELF, alert.title, alert.body, alert.body, now)
+                    _Direct(notifier, alert.title, alert.body, alert.body, tone, now)
                 )
 
     def _self_notifiers(self) -> tuple[str, ...]:
@@ -335,10 +306,10 @@ class Delivery:
             if not due or direct.notifier in self._lanes:
                 waiting.append(direct)
                 continue
-            self._start_lane(direct.notifier, [self._direct_send(direct)], now)
+            self._lanes.start(self._channels, direct.notifier, [self._direct_send(direct)], now)
         self._direct = waiting
 
-    def _direct_send(self, direct: _Direct) -> _Send:
+    def _direct_send(self, direct: _Direct) -> Send:
         async def settle(error: NotifyError | None, at: datetime) -> None:
             outcome = "sent"
             if error is not None:
@@ -349,22 +320,32 @@ class Delivery:
                     outcome = "retry"
                     retry = at + timedelta(seconds=retry_delay(attempts))
                     self._direct.append(replace(direct, attempts=attempts, next_try_at=retry))
-            self._metrics.observe_alert(direct.notifier, direct.event.value, outcome)
+            self._metrics.observe_alert(direct.notifier, Event.SELF.value, outcome)
             logs.event(
                 log,
                 "alert.sent" if error is None else f"alert.{outcome}",
                 logging.INFO if error is None else logging.WARNING,
                 notifier=direct.notifier,
-                event=direct.event.value,
+                alert=Event.SELF.value,
                 title=direct.title,
                 error=None if error is None else str(error),
             )
 
-        return direct.title, direct.body, direct.markdown, settle
+        return Send(direct.title, direct.body, direct.markdown, direct.tone, settle)
 
 
-def _direct(message: Message, event: Event, now: datetime) -> _Direct:
-    return _Direct(message.notifier, event, message.title, message.body, message.markdown, now)
+def _direct(message: Message, now: datetime) -> _Direct:
+    """A canary notice, kept in memory like a self alert."""
+    return _Direct(message.notifier, message.title, message.body, message.markdown, "warning", now)
+
+
+def _tone(rows: Sequence[PendingAlert]) -> str:
+    events = {row.event for row in rows}
+    if events & {Event.DOWN, Event.REMINDER}:
+        return "failure"
+    if events & {Event.DEGRADED, Event.FLAPPING}:
+        return "warning"
+    return "success" if events == {Event.RECOVERED} else "info"
 
 
 def _noted(text: str, note: str | None) -> str:

@@ -49,20 +49,24 @@ def route(
 
     A problem is due at once, or at ``opened_at + after`` for an escalating route; a
     notifier named by several routes is due at the earliest. A recovery goes only to
-    routes that were due to hear of a problem by then.
+    notifiers some route had told of a problem by then (its ``after`` had come).
     """
+    mine = [r for r in routes if matches(monitor, r.sites)]
+    if event is Event.RECOVERED:
+        told = {
+            notifier
+            for r in mine
+            if any(e in r.events for e in PROBLEMS)
+            and opened_at + timedelta(seconds=r.after) <= time
+            for notifier in r.notify
+        }
+        named = {n for r in mine if Event.RECOVERED in r.events for n in r.notify}
+        return [(notifier, time) for notifier in sorted(named & told)]
     due: dict[str, datetime] = {}
-    for r in routes:
-        if event not in r.events or not matches(monitor, r.sites):
+    for r in mine:
+        if event not in r.events:
             continue
-        escalated = opened_at + timedelta(seconds=r.after)
-        if event is Event.RECOVERED:
-            told = escalated <= time and any(e in r.events for e in PROBLEMS)
-            if not told:
-                continue
-            at = time
-        else:
-            at = max(time, escalated)
+        at = max(time, opened_at + timedelta(seconds=r.after))
         for notifier in r.notify:
             if notifier not in due or at < due[notifier]:
                 due[notifier] = at

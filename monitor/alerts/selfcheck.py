@@ -127,9 +127,9 @@ def _missed(rises: tuple[_Rise, ...], settings: SelfSettings) -> SelfAlert | Non
     if missed < settings.missed_runs_threshold:
         return None
     body = (
-        f"{runs} missed their schedule in the last {window}: a run started "
-        "late or was skipped because the previous one had not finished. Check the host's CPU "
-        "and load, and checks whose timeouts are longer than their interval."
+        f"missed in the last {window}: {runs}. A run is missed when it starts late or is "
+        "skipped because the previous one has not finished: check the host's CPU and load, "
+        "and checks whose timeouts are longer than their interval."
     )
     return SelfAlert(MISSED, True, f"[SELF] the monitor missed {runs}", body)
 

@@ -1,0 +1,300 @@
+"""One measured run of the daemon: N sites, one store, one interval.
+
+Timeline: start ``python -m monitor run -c generated.yaml`` → wait for its web server →
+warm up for one interval (every site fires once) → scrape /metrics → read CPU (t0) →
+measure for ``duration`` seconds → read CPU (t1) → scrape /metrics again (timed: render
+time and size; then once more with gzip) → let rounds planned before t1 land in the
+database → SIGTERM → read the stored rounds of the window and the database size.
+
+Scheduler lag is computed from the stored results: every result of a round carries the
+time the round started (``datetime.now`` in the same step as the scheduler's fire
+time), and each site's planned grid is ``start_offset(name, interval) + k * interval``
+(asked of the daemon's own code), so every run has its exact lag and a planned run with
+no stored round is a missed run. The daemon's ``monitor_scheduler_lag_seconds`` histogram
+is read too, as a cross-check, but its buckets (1, 5, 10, 50, 100, 500 ms, ...) only
+bound the quantiles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import procs
+import pyspy
+import scrape
+from stores import StoreView
+from targets import Target
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    sites: int
+    store: str  # sqlite or postgres
+    interval: float  # seconds
+    duration: float  # seconds measured
+    timeout: float  # seconds, the daemon's defaults.timeout
+    repeat: int  # 1, 2, ...
+
+    @property
+    def tag(self) -> str:
+        return f"n{self.sites}-{self.store}-i{self.interval:g}-r{self.repeat}"
+
+
+def write_config(path: Path, case: Case, target: Target, store_url: str, port: int) -> None:
+    lines = [
+        "storage:",
+        f"  url: {store_url}",
+        "server:",
+        f"  listen: 127.0.0.1:{port}",
+        "defaults:",
+        f"  interval: {case.interval:g}s",
+        f"  timeout: {case.timeout:g}s",
+        "sites:",
+    ]
+    for i in range(case.sites):
+        name, url = target.site(i)
+        lines.append(f"  - {{name: {name}, url: '{url}'}}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def offsets(code: Path, names: list[str], interval: float) -> dict[str, float]:
+    """Each site's grid offset, from the daemon's own ``start_offset``."""
+    program = (
+        "import json, sys\n"
+        "from monitor.scheduler import start_offset\n"
+        "names = json.load(sys.stdin)\n"
+        f"print(json.dumps([start_offset(n, {interval!r}) for n in names]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        input=json.dumps(names),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        cwd=code,
+        check=True,
+    )
+    return dict(zip(names, json.loads(done.stdout), strict=True))
+
+
+class Sampler(threading.Thread):
+    """The daemon's CPU seconds and RSS every second, for the JSON's time series."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.points: list[tuple[float, float, int]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        while not self.done.wait(1.0):
+            try:
+                used = procs.cpu(self.pid).total
+                rss = procs.status_kib(self.pid, "VmRSS")
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            self.points.append((round(time.monotonic() - started, 1), round(used, 2), rss))
+
+
+def run(
+    case: Case,
+    *,
+    root: Path,
+    code: Path,
+    target: Target,
+    store: StoreView,
+    nginx_pid: int,
+    db_pid: int | None,
+    profile: float | None,
+    results: Path,
+) -> dict[str, Any]:
+    root.mkdir(parents=True)
+    config = root / "generated.yaml"
+    port = procs.free_port()
+    write_config(config, case, target, store.url, port)
+    names = [target.site(i)[0] for i in range(case.sites)]
+    grid = offsets(code, names, case.interval)
+    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "monitor", "run", "-c", str(config)]
+    log = root / "daemon.log"
+    base = f"http://127.0.0.1:{port}"
+    out: dict[str, Any] = {"case": case.tag, "sites": case.sites, "store": case.store}
+    out |= {"interval_s": case.interval, "timeout_s": case.timeout, "repeat": case.repeat}
+    out["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    proc = procs.start(argv, log, cwd=root, env=env)
+    sampler = Sampler(proc.pid)
+    spies: list[subprocess.Popen[bytes]] = []
+    try:
+        out["startup_s"] = round(procs.wait_http(f"{base}/healthz", proc, 120 + case.sites / 200), 1)
+        sampler.start()
+        _alive_sleep(proc, case.interval + 2)  # warm-up: every site has fired once
+        out["rss_peak_before_scrape_mib"] = procs.status_kib(proc.pid, "VmHWM") / 1024
+        first = scrape.fetch(f"{base}/metrics")
+        machine0, cpu0, t0 = procs.machine_busy(), procs.cpu(proc.pid), time.time()
+        nginx0 = procs.tree_cpu(nginx_pid)
+        db0 = procs.tree_cpu(db_pid) if db_pid else 0.0
+        if profile:
+            spies = pyspy.start(proc.pid, profile, results / f"profile-{case.tag}", root / "spy.log")
+        _alive_sleep(proc, case.duration)
+        machine1, cpu1, t1 = procs.machine_busy(), procs.cpu(proc.pid), time.time()
+        nginx1 = procs.tree_cpu(nginx_pid)
+        db1 = procs.tree_cpu(db_pid) if db_pid else 0.0
+        out["rss_end_mib"] = procs.status_kib(proc.pid, "VmRSS") / 1024
+        last = scrape.fetch(f"{base}/metrics")
+        cpu2 = procs.cpu(proc.pid)
+        zipped = scrape.fetch(f"{base}/metrics", gzip=True)
+        cpu3 = procs.cpu(proc.pid)
+        out["rss_peak_mib"] = procs.status_kib(proc.pid, "VmHWM") / 1024
+        pyspy.wait(spies, timeout=profile or 0)
+        _drain(proc, store, t1, case)
+        sampler.done.set()
+        out["daemon_exit_code"] = procs.stop(proc, grace=20)
+    finally:
+        sampler.done.set()
+        for spy in spies:
+            procs.stop(spy, grace=5, sig=2)
+        procs.stop(proc, grace=20)
+    measured = t1 - t0
+    daemon_cpu = cpu1.total - cpu0.total
+    out["measured_s"] = round(measured, 2)
+    out |= _lags(store, grid, case.interval, t0, t1)
+    done_runs = out["done_runs"]
+    out["checks_per_s_planned"] = round(out["expected_runs"] / measured, 2)
+    out["checks_per_s"] = round(done_runs / measured, 2)
+    out["cpu_s"] = round(daemon_cpu, 2)
+    out["cpu_children_s"] = round(cpu1.children - cpu0.children, 2)
+    out["cpu_s_per_1000_checks"] = round(daemon_cpu / done_runs * 1000, 3) if done_runs else None
+    out["daemon_cores"] = round(daemon_cpu / measured, 3)
+    busy = (machine1[0] - machine0[0]) / (machine1[1] - machine0[1]) * (os.cpu_count() or 1)
+    out["machine_busy_cores"] = round(busy, 2)
+    out["others_cores"] = round(busy - out["daemon_cores"], 2)  # nginx, database, other users
+    out["nginx_cores"] = round((nginx1 - nginx0) / measured, 3)
+    out["db_server_cores"] = round((db1 - db0) / measured, 3) if db_pid else None
+    out["rss_mib_per_1000_sites"] = round(out["rss_peak_before_scrape_mib"] / case.sites * 1000, 2)
+    out |= _daemon_series(first, last, measured)
+    out["metrics_page"] = {
+        "bytes": last.size,
+        "samples": last.samples,
+        "render_s": round(last.first_byte_s, 3),
+        "fetch_s": round(last.fetch_s, 3),
+        "cpu_s": round(cpu2.total - cpu1.total, 2),
+        "gzip_bytes": zipped.size,
+        "gzip_fetch_s": round(zipped.fetch_s, 3),
+        "gzip_cpu_s": round(cpu3.total - cpu2.total, 2),
+    }
+    size = store.size()
+    out["db"] = {"rows": size.rows, "bytes": size.bytes, "how": size.how}
+    out["db_bytes_per_result"] = round(size.per_row, 1)
+    out["log"] = _log_summary(log)
+    out["profiled"] = bool(profile)
+    out["cpu_rss_series"] = sampler.points
+    return out
+
+
+def _alive_sleep(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {proc.returncode}")
+        time.sleep(min(left, 1.0))
+
+
+def _drain(proc: subprocess.Popen[bytes], store: StoreView, t1: float, case: Case) -> None:
+    """Wait until every run planned before ``t1`` could have fired (the scheduler allows
+    half an interval of lag), finished (the timeout) and been written (the count of stored
+    results before ``t1`` stops growing)."""
+    settle = min(case.interval / 2, 30.0) + case.timeout + 1
+    _alive_sleep(proc, max(0.0, t1 + settle - time.time()))
+    previous, deadline = -1, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        count = store.count_before(t1 + case.interval)
+        if count == previous:
+            return
+        previous = count
+        _alive_sleep(proc, 2.0)
+
+
+def _lags(store: StoreView, grid: dict[str, float], interval: float, t0: float, t1: float) -> dict[str, Any]:
+    """Runs planned in [t0, t1): how many, how many have a stored round, and their lag."""
+    expected = 0
+    for offset in grid.values():
+        first = offset + math.ceil((t0 - offset) / interval) * interval
+        expected += max(0, math.ceil((t1 - first) / interval))
+    earliest: dict[tuple[str, int], float] = {}
+    for name, t in store.rounds(t0, t1 + interval):
+        offset = grid[name]
+        k = math.floor((t - offset) / interval)
+        planned = offset + k * interval
+        if t0 <= planned < t1:
+            key = (name, k)
+            earliest[key] = min(t - planned, earliest.get(key, math.inf))
+    lags = sorted(earliest.values())
+    out: dict[str, Any] = {"expected_runs": expected, "done_runs": len(lags)}
+    out["missed_runs_db"] = expected - len(lags)
+    if lags:
+        out["lag_ms"] = {
+            "p50": round(_percentile(lags, 0.50) * 1000, 2),
+            "p99": round(_percentile(lags, 0.99) * 1000, 2),
+            "max": round(lags[-1] * 1000, 2),
+            "mean": round(statistics.fmean(lags) * 1000, 2),
+        }
+    return out
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _daemon_series(first: scrape.Scrape, last: scrape.Scrape, measured: float) -> dict[str, Any]:
+    lag, write = b"monitor_scheduler_lag_seconds", b"monitor_store_write_seconds"
+    batches = scrape.delta(last, first, write + b"_count")
+    rows = scrape.delta(last, first, b"monitor_store_written_results_total")
+    return {
+        "lag_hist_ms": {
+            "p50": round(scrape.quantile(last, first, lag, 0.50) * 1000, 2),
+            "p99": round(scrape.quantile(last, first, lag, 0.99) * 1000, 2),
+            "count": scrape.delta(last, first, lag + b"_count"),
+        },
+        "missed_runs_metric": scrape.delta(last, first, b"monitor_scheduler_missed_runs_total"),
+        "missed_runs_metric_total": last.values.get(b"monitor_scheduler_missed_runs_total"),
+        "checks_metric": scrape.delta(last, first, b"monitor_checks_total"),
+        "store_write": {
+            "batches": batches,
+            "rows_per_batch": round(rows / batches, 1) if batches else None,
+            "mean_ms": round(scrape.delta(last, first, write + b"_sum") / batches * 1000, 2)
+            if batches
+            else None,
+            "p50_ms": round(scrape.quantile(last, first, write, 0.50) * 1000, 2),
+            "p99_ms": round(scrape.quantile(last, first, write, 0.99) * 1000, 2),
+            "busy_share": round(scrape.delta(last, first, write + b"_sum") / measured, 3),
+        },
+        "store_pending": {
+            "start": first.values.get(b"monitor_store_pending_results"),
+            "end": last.values.get(b"monitor_store_pending_results"),
+        },
+    }
+
+
+def _log_summary(log: Path) -> dict[str, Any]:
+    lines = errors = checks = 0
+    first_error = None
+    with log.open(errors="replace") as text:
+        for line in text:
+            lines += 1
+            if "event=check.finished" in line:
+                checks += 1
+            elif " ERROR " in line or "Traceback" in line:
+                errors += 1
+                first_error = first_error or line.strip()[:300]
+    return {"lines": lines, "check_lines": checks, "errors": errors, "first_error": first_error}
