@@ -8,8 +8,6 @@ verdict), never URLs or error text. Every series of a monitor can be dropped at 
 
 from __future__ import annotations
 
-import re
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -31,7 +29,6 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # first byte, total): every phase more costs each site 15 series on every scrape.
 HISTOGRAM_PHASES = ("connect", "processing", "total")
 # The HTTP probe describes a followed redirect chain in its target, e.g. ", 2 redirects to".
-_REDIRECTS = re.compile(r", (\d+) redirects? to \S+$")
 
 
 class Metrics:
@@ -252,7 +249,7 @@ class Metrics:
     def _observe_http(self, where: tuple[str, str, str], result: ProbeResult) -> None:
         self.probe_http_status_code.labels(*where).set(result.status or 0)
         self.probe_http_content_length.labels(*where).set(_content_length(result))
-        self.probe_http_redirects.labels(*where).set(_redirects(result))
+        self.probe_http_redirects.labels(*where).set(result.redirects)
         for phase, seconds in result.phases.items():
             # blackbox_exporter reports a phase never reached as 0, so sums stay clean.
             self.probe_http_duration.labels(*where, phase).set(seconds or 0.0)
@@ -329,8 +326,3 @@ def _content_length(result: ProbeResult) -> int:
             return int(value)
     return -1 if result.body_truncated else len(result.body)
 
-
-def _redirects(result: ProbeResult) -> int:
-    # Until ProbeResult carries the count, it is read from the probe's description.
-    match = _REDIRECTS.search(result.target)
-    return int(match.group(1)) if match else 0

@@ -262,6 +262,7 @@ class ProbeResult:
     tls_version: str | None = None  # e.g. "TLSv1.3", when a TLS handshake completed
     cert_not_after: datetime | None = None  # the peer certificate's expiry (UTC)
     answers: tuple[str, ...] = ()  # DNS answers; ICMP round trips; a TCP reply's first line
+    redirects: int = 0  # HTTP redirects followed
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -253,6 +254,8 @@ async def test_redirects(
     assert (result.cause, result.detail, result.status) == (cause, detail.format(port=port), status)
     assert [request.path for request in seen] == paths
     assert result.target == url + redirects.format(port=port)
+    followed = re.search(r", (\d+) redirects? to ", redirects)
+    assert result.redirects == (int(followed.group(1)) if followed else 0)
 
 
 @pytest.mark.parametrize(

@@ -179,18 +179,11 @@ def test_content_length(
     assert _sample(registry, "probe_http_content_length", **EDGE) == expected
 
 
-@pytest.mark.parametrize(
-    ("target", "redirects"),
-    [
-        pytest.param("http://shop.test/", 0, id="none"),
-        pytest.param("http://shop.test/, 1 redirect to http://shop.test/a", 1, id="one"),
-        pytest.param("http://shop.test/, 3 redirects to https://shop.test/b", 3, id="three"),
-    ],
-)
-def test_redirects(target: str, redirects: int) -> None:
+@pytest.mark.parametrize("redirects", [0, 1, 3])
+def test_redirects(redirects: int) -> None:
     registry = CollectorRegistry()
     Metrics(registry).observe_probe(
-        replace(_result(True, Cause.OK, 200, Phases(total=0.1)), target=target)
+        replace(_result(True, Cause.OK, 200, Phases(total=0.1)), redirects=redirects)
     )
     assert _sample(registry, "probe_http_redirects", **EDGE) == redirects
 

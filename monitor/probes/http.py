@@ -104,6 +104,7 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTar
         phases=phases,
         tls_version=rec.peer.tls_version,
         cert_not_after=rec.peer.cert_not_after,
+        redirects=rec.redirects,
     )
 
 
