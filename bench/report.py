@@ -16,33 +16,44 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-# (heading, how to get the value from a run, format)
-COLUMNS: list[tuple[str, Any, str]] = [
-    ("N", lambda r: r["sites"], "{:,}"),
+# (heading, how to get the value from a run, format); two tables share the first three.
+KEY: list[tuple[str, Any, str]] = [
+    ("N", lambda r: r["sites"], "{:,.0f}"),
     ("store", lambda r: r["store"], "{}"),
     ("interval", lambda r: r["interval_s"], "{:g} s"),
+]
+SPEED: list[tuple[str, Any, str]] = [
     ("runs", lambda r: r["runs"], "{}"),
     ("checks/s planned", lambda r: r["checks_per_s_planned"], "{:,.1f}"),
     ("checks/s done", lambda r: r["checks_per_s"], "{:,.1f}"),
-    ("lag p50 ms", lambda r: r.get("lag_ms", {}).get("p50"), "{:,.1f}"),
-    ("lag p99 ms", lambda r: r.get("lag_ms", {}).get("p99"), "{:,.1f}"),
-    ("lag max ms", lambda r: r.get("lag_ms", {}).get("max"), "{:,.0f}"),
+    ("lag p50 ms", lambda r: r["lag_ms"]["p50"], "{:,.1f}"),
+    ("lag p99 ms", lambda r: r["lag_ms"]["p99"], "{:,.1f}"),
+    ("lag max ms", lambda r: r["lag_ms"]["max"], "{:,.0f}"),
     ("missed (db)", lambda r: r["missed_runs_db"], "{:,.0f}"),
     ("missed (metric)", lambda r: r["missed_runs_metric"], "{:,.0f}"),
-    ("CPU s/1k checks", lambda r: r["cpu_s_per_1000_checks"], "{:.3f}"),
-    ("x blackbox", lambda r: r.get("x_blackbox"), "{:.2f}"),
+    ("CPU s/1k checks", lambda r: r["cpu_s_per_1000_checks"], "{:.2f}"),
+    ("x blackbox", lambda r: r.get("x_blackbox"), "{:.1f}"),
     ("daemon cores", lambda r: r["daemon_cores"], "{:.2f}"),
     ("machine busy cores", lambda r: r["machine_busy_cores"], "{:.2f}"),
+    ("probe time p99 ms", lambda r: r["probe_total_ms"]["p99"], "{:,.1f}"),
+]
+SIZE: list[tuple[str, Any, str]] = [
     ("peak RSS MiB", lambda r: r["rss_peak_before_scrape_mib"], "{:,.0f}"),
     ("RSS MiB/1k sites", lambda r: r["rss_mib_per_1000_sites"], "{:,.1f}"),
     ("store write ms mean", lambda r: r["store_write"]["mean_ms"], "{:,.1f}"),
     ("store write ms p99", lambda r: r["store_write"]["p99_ms"], "{:,.0f}"),
+    ("rows/batch", lambda r: r["store_write"]["rows_per_batch"], "{:,.1f}"),
+    ("pending at start", lambda r: r["store_pending"]["start"], "{:,.0f}"),
     ("pending at end", lambda r: r["store_pending"]["end"], "{:,.0f}"),
     ("DB B/result", lambda r: r["db_bytes_per_result"], "{:,.0f}"),
     ("/metrics MB", lambda r: r["metrics_page"]["bytes"] / 1e6, "{:,.1f}"),
     ("/metrics render s", lambda r: r["metrics_page"]["render_s"], "{:,.2f}"),
     ("peak RSS w/ scrape MiB", lambda r: r["rss_peak_mib"], "{:,.0f}"),
+    ("startup s", lambda r: r["startup_s"], "{:,.1f}"),
+    ("log errors", lambda r: r["log"]["errors"]["running"], "{:,.0f}"),
+    ("shutdown errors", lambda r: r["log"]["errors"]["stopping"], "{:,.0f}"),
 ]
+COLUMNS = KEY + SPEED + SIZE
 
 
 def load(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -90,12 +101,12 @@ def _get(get: Any, run: dict[str, Any]) -> Any:
         return None
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    headings = [h for h, _, _ in COLUMNS]
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, Any, str]]) -> str:
+    headings = [h for h, _, _ in columns]
     lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     for row in rows:
         cells = []
-        for heading, _, fmt in COLUMNS:
+        for heading, _, fmt in columns:
             value = row.get(heading)
             cells.append("-" if value is None else fmt.format(value))
         lines.append("| " + " | ".join(cells) + " |")
@@ -138,7 +149,8 @@ def plot(runs: list[dict[str, Any]], bb_ms: float | None, path: Path) -> None:
 
 def render(runs: list[dict[str, Any]], blackbox: list[dict[str, Any]]) -> str:
     bb_ms = blackbox_ms(blackbox)
-    lines = [table(medians(runs, bb_ms)), ""]
+    rows = medians(runs, bb_ms)
+    lines = [table(rows, KEY + SPEED), "", table(rows, KEY + SIZE), ""]
     for b in blackbox:
         lines.append(
             f"blackbox_exporter ({b['version']}, GOMAXPROCS=1, wrk -c{b['concurrency']}): "

@@ -204,7 +204,7 @@ def _one_line(r: dict[str, Any]) -> str:
         f"{r['cpu_s_per_1000_checks']} CPU s/1k checks, {r['daemon_cores']} cores "
         f"(machine {r['machine_busy_cores']}), peak RSS {r['rss_peak_before_scrape_mib']:.0f} MiB, "
         f"/metrics {r['metrics_page']['bytes'] / 1e6:.1f} MB in {r['metrics_page']['render_s']} s, "
-        f"log errors {r['log']['errors']}"
+        f"log errors {r['log']['errors']}, exit {r['daemon_exit_code']} in {r['shutdown_s']} s"
     )
 
 

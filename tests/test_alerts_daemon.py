@@ -55,14 +55,14 @@ async def until(what: str, check: object, seconds: float = 20.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def config(tmp_path: Path, body: str) -> Path:
+def config(tmp_path: Path, body: str, listen: int | None = None) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(
         f"""
 storage:
   url: sqlite+aiosqlite:///{tmp_path / "monitor.db"}
 server:
-  listen: 127.0.0.1:{free_port()}
+  listen: 127.0.0.1:{listen or free_port()}
 defaults:
   interval: 1s
   timeout: 400ms
@@ -273,3 +273,46 @@ alerting:
     assert "The canary uplink fails" in notice["message"]
     rows = outbox(tmp_path / "monitor.db")
     assert [status for _, _, status, _ in rows] == ["held"] * 3  # shop, blog, the canary
+
+
+async def test_sighup_applies_new_notifiers_and_routes(
+    site: tuple[Switchable, str], tmp_path: Path
+) -> None:
+    switch, url = site
+    switch.broken = False
+    listen = free_port()
+    async with webhook() as old, webhook() as new:
+
+        def write(name: str, hook: Webhook) -> Path:
+            body = f"""
+sites:
+  - name: shop
+    url: {url}
+notifiers:
+  {name}: {{url: "{hook.url}"}}
+alerts:
+  - notify: [{name}]
+alerting:
+  group_window: 200ms
+"""
+            return config(tmp_path, body, listen)
+
+        path = write("old", old)
+        daemon = await start_daemon(path, tmp_path / "daemon.log")
+        try:
+            await until("the start", lambda: "event=daemon.started" in _read(tmp_path))
+            write("new", new)
+            daemon.send_signal(signal.SIGHUP)
+            await until("the reload", lambda: "event=config.reloaded" in _read(tmp_path))
+            switch.broken = True
+            await new.wait(1)
+            assert await stop(daemon) == 0
+        finally:
+            if daemon.returncode is None:
+                await kill(daemon)
+    assert old.received == []
+    assert titles(new) == ["[DOWN] shop"]
+
+
+def _read(tmp_path: Path) -> str:
+    return (tmp_path / "daemon.log").read_text(encoding="utf-8")

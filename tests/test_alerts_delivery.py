@@ -405,6 +405,28 @@ async def test_a_slow_notifier_does_not_hold_up_another(store: SqlStore) -> None
         assert len(mailbox.messages) == 2
 
 
+async def test_a_send_that_times_out_is_tried_again_with_the_same_ref(store: SqlStore) -> None:
+    async with webhook() as hook:
+        hook.delay = 1.5  # answers after the timeout: the first send arrives all the same
+        routes = [Route(notify=("hook",))]
+        metrics = Metrics()
+        delivery = worker(store, settings({"hook": hook.url}, routes, timeout=0.5), metrics)
+        await store.write_states([down("shop", T0, routes)])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await delivery.run_once(T0 + 11 * SEC)
+        assert loop.time() - started < 0.5  # the send goes on in its lane
+        await delivery.idle()
+        assert metrics.outcomes == [("hook", "down", "retry")]
+        hook.delay = 0
+        await deliver(delivery, T0 + 20 * SEC)
+        await hook.wait(2)
+    first, second = (p["message"].splitlines()[-1] for p in hook.received)
+    assert first == second
+    assert first.startswith("ref: shop/")
+    assert metrics.outcomes[-1] == ("hook", "down", "sent")
+
+
 class FlakyOutbox(Outbox):
     """An outbox whose store fails to settle ``failures`` times (after a send)."""
 
