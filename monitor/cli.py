@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor import __version__, logs
-from monitor.config import Config, load_config
+from monitor.config import Config, check_notifiers, load_config
 from monitor.errors import ConfigError, StoreError
 from monitor.maintenance import Window
 
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     try:
         config = load_config(args.config)
-        _check_notifiers(args.config, config)
+        check_notifiers(args.config, config)
     except ConfigError as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -52,19 +52,6 @@ def _validate(path: str, config: Config) -> int:
         f"{checks} check{'s' if checks != 1 else ''}{also})"
     )
     return EXIT_OK
-
-
-def _check_notifiers(path: str, config: Config) -> None:
-    """Every notifier URL is one Apprise can use (routes name real notifiers: the parser
-    checks that)."""
-    if not config.alerts.notifiers:
-        return
-    from monitor.alerts.apprise_send import url_problem  # Apprise only when there are any
-
-    for notifier in config.alerts.notifiers:
-        problem = url_problem(notifier.url)
-        if problem is not None:
-            raise ConfigError(problem, file=path, line=None, field=f"notifiers.{notifier.name}.url")
 
 
 def _test_alert(name: str, config: Config) -> int:

@@ -354,3 +354,16 @@ def _check_timing(
         node = keys.get("timeout") or keys["interval"]
         message = f"must be shorter than interval ({format_duration(interval)})"
         raise reader.error(node, f"{field}.timeout", message)
+
+
+def check_notifiers(path: str, config: Config) -> None:
+    """Every notifier URL is one Apprise can use; ConfigError naming the first that is not
+    (routes name real notifiers: the parser checks that). Apprise loads only when needed."""
+    if not config.alerts.notifiers:
+        return
+    from monitor.alerts.apprise_send import url_problem  # Apprise only when there are any
+
+    for notifier in config.alerts.notifiers:
+        problem = url_problem(notifier.url)
+        if problem is not None:
+            raise ConfigError(problem, file=path, line=None, field=f"notifiers.{notifier.name}.url")

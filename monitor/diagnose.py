@@ -109,6 +109,12 @@ def diagnose(results: Sequence[ProbeResult], window: str | None = None) -> Diagn
             Verdict.DEGRADED, failing_origin.cause, Layer.ORIGIN, summary, hint, evidence
         )
     other = next((r for r in results if not r.ok), None)
+    if other is not None and edge is None:  # a stand-alone check: it is all there is
+        layer = _layer(other.cause, Layer.APP)
+        summary = f"the {other.kind.value} check fails ({_plain(other)})"
+        hint = _LAYER_HINTS.get(layer, "look at what the check reports")
+        verdict = _VERDICT_OF_LAYER.get(layer, Verdict.DOWN)
+        return Diagnosis(verdict, other.cause, layer, summary, hint, evidence)
     if other is not None:
         layer = _layer(other.cause, Layer.APP)
         summary = f"the site answers, but its {other.kind.value} check fails ({_plain(other)})"

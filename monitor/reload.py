@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from monitor import logs
-from monitor.config import Config, load_config
+from monitor.config import Config, check_notifiers, load_config
 from monitor.errors import ConfigError, StoreError
 from monitor.judging import Judge
 from monitor.scheduler import CheckScheduler
@@ -60,6 +60,7 @@ class Reloader:
     async def reload(self) -> bool:
         try:
             new = load_config(self._path)
+            check_notifiers(str(self._path), new)
             await self._store.register_monitors([m.name for m in new.monitors])
         except (ConfigError, StoreError) as exc:
             logs.event(log, "config.reload_failed", logging.ERROR, error=str(exc))

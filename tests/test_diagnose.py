@@ -208,6 +208,22 @@ CASES = [
         Layer.TLS,
         "renew",
     ),
+    (
+        "stand-alone-tcp-check-refused-is-a-network-fault",
+        [_edge(Cause.CONNECT_REFUSED, kind=Kind.TCP)],
+        Verdict.NETWORK_FAULT,
+        Cause.CONNECT_REFUSED,
+        Layer.NETWORK,
+        "listens",
+    ),
+    (
+        "stand-alone-dns-check-mismatch-is-down",
+        [_edge(Cause.CONTENT_MISMATCH, kind=Kind.DNS)],
+        Verdict.DOWN,
+        Cause.CONTENT_MISMATCH,
+        Layer.APP,
+        "check reports",
+    ),
 ]
 
 
