@@ -136,7 +136,9 @@ def run(
     sampler = Sampler(proc.pid)
     spies: list[subprocess.Popen[bytes]] = []
     try:
-        out["startup_s"] = round(procs.wait_http(f"{base}/healthz", proc, 120 + case.sites / 200), 1)
+        out["startup_s"] = round(
+            procs.wait_http(f"{base}/healthz", proc, 120 + case.sites / 200), 1
+        )
         sampler.start()
         _alive_sleep(proc, case.interval + 2)  # warm-up: every site has fired once
         out["rss_peak_before_scrape_mib"] = procs.status_kib(proc.pid, "VmHWM") / 1024
@@ -145,7 +147,9 @@ def run(
         nginx0 = procs.tree_cpu(nginx_pid)
         db0 = procs.tree_cpu(db_pid) if db_pid else 0.0
         if profile:
-            spies = pyspy.start(proc.pid, profile, results / f"profile-{case.tag}", root / "spy.log")
+            spies = pyspy.start(
+                proc.pid, profile, results / f"profile-{case.tag}", root / "spy.log"
+            )
         _alive_sleep(proc, case.duration)
         machine1, cpu1, t1 = procs.machine_busy(), procs.cpu(proc.pid), time.time()
         nginx1 = procs.tree_cpu(nginx_pid)
@@ -228,7 +232,9 @@ def _drain(proc: subprocess.Popen[bytes], store: StoreView, t1: float, case: Cas
         _alive_sleep(proc, 2.0)
 
 
-def _lags(store: StoreView, grid: dict[str, float], interval: float, t0: float, t1: float) -> dict[str, Any]:
+def _lags(
+    store: StoreView, grid: dict[str, float], interval: float, t0: float, t1: float
+) -> dict[str, Any]:
     """Runs planned in [t0, t1): how many, how many have a stored round, and their lag."""
     expected = 0
     for offset in grid.values():

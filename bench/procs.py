@@ -6,6 +6,7 @@ group), so a run leaves nothing behind and never touches processes it did not st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,20 +45,17 @@ def tree_cpu(pid: int) -> float:
     e.g. a PostgreSQL postmaster and its backends."""
     total = cpu(pid).total
     for child in children(pid):
-        try:
+        # A child that exited meanwhile: its time is now in the parent's cutime, or lost.
+        with contextlib.suppress(FileNotFoundError):
             total += cpu(child).own
-        except FileNotFoundError:
-            pass  # exited meanwhile: its time is now in the parent's cutime, or lost
     return total
 
 
 def children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+        with contextlib.suppress(FileNotFoundError):
             found += [int(c) for c in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            pass
     return found
 
 
@@ -115,10 +113,8 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 15.0, sig: int = signal.S
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

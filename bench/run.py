@@ -119,7 +119,6 @@ def _case(
         assert server is not None
         view = stores.PostgresView(server, one.tag.replace("-", "_"))
         db_pid = server.postmaster_pid()
-    profile = args.profile if args.profile and one.sites == max(args.sites) else None
     try:
         return case.run(
             one,
@@ -129,7 +128,7 @@ def _case(
             store=view,
             nginx_pid=nginx_pid,
             db_pid=db_pid,
-            profile=profile and min(profile, one.duration),
+            profile=args.profile and min(args.profile, one.duration),
             results=args.results,
         )
     finally:
@@ -137,7 +136,9 @@ def _case(
             view.server.drop_database(view.database)
 
 
-def _blackbox(out: dict[str, Any], root: Path, nginx: targets.Target, args: argparse.Namespace) -> None:
+def _blackbox(
+    out: dict[str, Any], root: Path, nginx: targets.Target, args: argparse.Namespace
+) -> None:
     if args.blackbox_duration <= 0:
         return
     print(f"== blackbox_exporter for {args.blackbox_duration:g} s", flush=True)
@@ -149,7 +150,9 @@ def _blackbox(out: dict[str, Any], root: Path, nginx: targets.Target, args: argp
         concurrency=args.blackbox_concurrency,
     ).to_json()
     out["blackbox"].append(result)
-    print(f"   {result['cpu_ms_per_probe']} ms CPU per probe, {result['probes_per_s']}/s", flush=True)
+    print(
+        f"   {result['cpu_ms_per_probe']} ms CPU per probe, {result['probes_per_s']}/s", flush=True
+    )
 
 
 def _snapshot(code: Path) -> dict[str, Any]:
@@ -222,14 +225,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (1)")
     parser.add_argument("--nginx-workers", type=int, default=4, help="(4)")
     parser.add_argument(
-        "--blackbox-duration", type=float, default=20.0, help="seconds, before and after (20; 0: skip)"
+        "--blackbox-duration",
+        type=float,
+        default=20.0,
+        help="seconds, before and after (20; 0: skip)",
     )
     parser.add_argument("--blackbox-concurrency", type=int, default=8, help="wrk -c (8)")
     parser.add_argument(
         "--profile",
         type=float,
         metavar="SECONDS",
-        help="py-spy the daemon during the largest N's measurement (marks those runs profiled)",
+        help="py-spy every case for this long from the start of its measurement "
+        "(marks those runs profiled: its sampling costs CPU)",
     )
     parser.add_argument("--results", type=Path, default=BENCH / "results", help="(bench/results)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")

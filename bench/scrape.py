@@ -87,7 +87,9 @@ def quantile(after: Scrape, before: Scrape, name: bytes, q: float) -> float:
         if count >= rank:
             if math.isinf(bound):
                 return previous_bound
-            share = (rank - previous_count) / (count - previous_count) if count > previous_count else 0
+            share = (
+                (rank - previous_count) / (count - previous_count) if count > previous_count else 0
+            )
             return previous_bound + (bound - previous_bound) * share
         previous_bound, previous_count = bound, count
     return previous_bound

@@ -88,7 +88,9 @@ class PostgresView:
 
     def rounds(self, lo: float, hi: float) -> list[tuple[str, float, float]]:
         sql = _ROUNDS.format(
-            time="extract(epoch FROM r.time)", lo=f"to_timestamp({lo!r})", hi=f"to_timestamp({hi!r})"
+            time="extract(epoch FROM r.time)",
+            lo=f"to_timestamp({lo!r})",
+            hi=f"to_timestamp({hi!r})",
         )
         out = self.server.psql(self.database, sql)
         rows = (line.split("|") for line in out.splitlines())

@@ -101,9 +101,9 @@ def nginx(root: Path, sites: int, workers: int) -> Iterator[Target]:
         root / "nginx.out",
     )
     try:
-        name, url = target.site(0)
+        _name, url = target.site(0)
         wait_http(url, proc, timeout=30)
-        last_name, last_url = target.site(sites - 1)
+        _last_name, last_url = target.site(sites - 1)
         status, body = http_get(last_url)
         if status != 200 or body.decode() != BODY:
             raise RuntimeError(f"nginx answered {last_url} with {status} {body[:80]!r}")

@@ -325,4 +325,3 @@ def _content_length(result: ProbeResult) -> int:
         if name.lower() == "content-length" and value.isdigit():
             return int(value)
     return -1 if result.body_truncated else len(result.body)
-
