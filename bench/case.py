@@ -1,10 +1,11 @@
 """One measured run of the daemon: N sites, one store, one interval.
 
 Timeline: start ``python -m monitor run -c generated.yaml`` → wait for its web server →
-warm up for one interval (every site fires once) → scrape /metrics → read CPU (t0) →
-measure for ``duration`` seconds → read CPU (t1) → scrape /metrics again (timed: render
-time and size; then once more with gzip) → let rounds planned before t1 land in the
-database → SIGTERM → read the stored rounds of the window and the database size.
+warm up for one interval (every site fires once) → scrape /metrics, wait 5 s → read CPU
+(t0) → measure for ``duration`` seconds → read CPU (t1) → let the rounds planned before t1
+land in the database → scrape /metrics again (timed: render time and size; then once more
+with gzip) → SIGTERM → read the stored rounds of the window and the database size. No
+scrape falls inside the window: at 10,000 sites a render holds the GIL for seconds.
 
 Scheduler lag is computed from the stored results: every result of a round carries the
 time the round started (``datetime.now`` in the same step as the scheduler's fire
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ import pyspy
 import scrape
 from stores import StoreView
 from targets import Target
+
+SETTLE = 5.0  # seconds between the first scrape and the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,7 @@ def run(
     nginx_pid: int,
     db_pid: int | None,
     profile: float | None,
+    gc_stats: bool,
     results: Path,
 ) -> dict[str, Any]:
     root.mkdir(parents=True)
@@ -126,6 +131,9 @@ def run(
     names = [target.site(i)[0] for i in range(case.sites)]
     grid = offsets(code, names, case.interval)
     env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1"}
+    if gc_stats:
+        env["PYTHONPATH"] += os.pathsep + str(Path(__file__).parent / "gcprobe")
+        env["BENCH_GC_STATS"] = str(root / "gc.json")
     argv = [sys.executable, "-m", "monitor", "run", "-c", str(config)]
     log = root / "daemon.log"
     base = f"http://127.0.0.1:{port}"
@@ -143,6 +151,7 @@ def run(
         _alive_sleep(proc, case.interval + 2)  # warm-up: every site has fired once
         out["rss_peak_before_scrape_mib"] = procs.status_kib(proc.pid, "VmHWM") / 1024
         first = scrape.fetch(f"{base}/metrics")
+        _alive_sleep(proc, SETTLE)  # the rounds the render held up catch up
         machine0, cpu0, t0 = procs.machine_busy(), procs.cpu(proc.pid), time.time()
         nginx0 = procs.tree_cpu(nginx_pid)
         db0 = procs.tree_cpu(db_pid) if db_pid else 0.0
@@ -155,13 +164,16 @@ def run(
         nginx1 = procs.tree_cpu(nginx_pid)
         db1 = procs.tree_cpu(db_pid) if db_pid else 0.0
         out["rss_end_mib"] = procs.status_kib(proc.pid, "VmRSS") / 1024
+        pyspy.wait(spies, timeout=profile or 0)
+        _drain(proc, store, t1, case)
+        # Only now: the render holds the GIL for seconds at 10,000 sites, which would
+        # make the last rounds of the window late or time out.
+        cpu_drained = procs.cpu(proc.pid)
         last = scrape.fetch(f"{base}/metrics")
         cpu2 = procs.cpu(proc.pid)
         zipped = scrape.fetch(f"{base}/metrics", gzip=True)
         cpu3 = procs.cpu(proc.pid)
         out["rss_peak_mib"] = procs.status_kib(proc.pid, "VmHWM") / 1024
-        pyspy.wait(spies, timeout=profile or 0)
-        _drain(proc, store, t1, case)
         sampler.done.set()
         log_before_stop = log.stat().st_size
         stopping = time.monotonic()
@@ -189,13 +201,14 @@ def run(
     out["nginx_cores"] = round((nginx1 - nginx0) / measured, 3)
     out["db_server_cores"] = round((db1 - db0) / measured, 3) if db_pid else None
     out["rss_mib_per_1000_sites"] = round(out["rss_peak_before_scrape_mib"] / case.sites * 1000, 2)
-    out |= _daemon_series(first, last, measured)
+    out |= _daemon_series(first, last, last.at - first.at)
     out["metrics_page"] = {
         "bytes": last.size,
         "samples": last.samples,
         "render_s": round(last.first_byte_s, 3),
         "fetch_s": round(last.fetch_s, 3),
-        "cpu_s": round(cpu2.total - cpu1.total, 2),
+        # The daemon's CPU while each fetch lasted: the render plus its usual probing.
+        "cpu_s": round(cpu2.total - cpu_drained.total, 2),
         "gzip_bytes": zipped.size,
         "gzip_fetch_s": round(zipped.fetch_s, 3),
         "gzip_cpu_s": round(cpu3.total - cpu2.total, 2),
@@ -205,6 +218,8 @@ def run(
     out["db_bytes_per_result"] = round(size.per_row, 1)
     out["log"] = _log_summary(log, log_before_stop)
     out["profiled"] = bool(profile)
+    if gc_stats:
+        out["gc"] = _gc_summary(root / "gc.json", t0, t1)
     out["cpu_rss_series"] = sampler.points
     return out
 
@@ -241,17 +256,21 @@ def _lags(
         first = offset + math.ceil((t0 - offset) / interval) * interval
         expected += max(0, math.ceil((t1 - first) / interval))
     earliest: dict[tuple[str, int], tuple[float, float]] = {}
-    for name, t, took in store.rounds(t0, t1 + interval):
+    causes: Counter[str] = Counter()
+    for name, t, took, cause in store.rounds(t0, t1 + interval):
         offset = grid[name]
         k = math.floor((t - offset) / interval)
         planned = offset + k * interval
         if t0 <= planned < t1:
             key = (name, k)
             earliest[key] = min((t - planned, took), earliest.get(key, (math.inf, 0.0)))
+            causes[cause] += 1  # re-checks included: every target is healthy, so any
+            # cause but "ok" is the daemon's own doing
     lags = sorted(lag for lag, _ in earliest.values())
-    took = sorted(took for _, took in earliest.values())
+    durations = sorted(seconds for _, seconds in earliest.values())
     out: dict[str, Any] = {"expected_runs": expected, "done_runs": len(lags)}
     out["missed_runs_db"] = expected - len(lags)
+    out["causes"] = dict(causes)
     if lags:
         out["lag_ms"] = {
             "p50": round(_percentile(lags, 0.50) * 1000, 2),
@@ -262,9 +281,9 @@ def _lags(
         # What the daemon measured for a request nginx answers in well under 1 ms: time
         # its event loop kept the probe waiting shows up here as slowness of the site.
         out["probe_total_ms"] = {
-            "p50": round(_percentile(took, 0.50) * 1000, 2),
-            "p99": round(_percentile(took, 0.99) * 1000, 2),
-            "max": round(took[-1] * 1000, 2),
+            "p50": round(_percentile(durations, 0.50) * 1000, 2),
+            "p99": round(_percentile(durations, 0.99) * 1000, 2),
+            "max": round(durations[-1] * 1000, 2),
         }
     return out
 
@@ -273,7 +292,8 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _daemon_series(first: scrape.Scrape, last: scrape.Scrape, measured: float) -> dict[str, Any]:
+def _daemon_series(first: scrape.Scrape, last: scrape.Scrape, span: float) -> dict[str, Any]:
+    """Increases between the two scrapes, which span the window and the drain after it."""
     lag, write = b"monitor_scheduler_lag_seconds", b"monitor_store_write_seconds"
     batches = scrape.delta(last, first, write + b"_count")
     rows = scrape.delta(last, first, b"monitor_store_written_results_total")
@@ -294,12 +314,13 @@ def _daemon_series(first: scrape.Scrape, last: scrape.Scrape, measured: float) -
             else None,
             "p50_ms": round(scrape.quantile(last, first, write, 0.50) * 1000, 2),
             "p99_ms": round(scrape.quantile(last, first, write, 0.99) * 1000, 2),
-            "busy_share": round(scrape.delta(last, first, write + b"_sum") / measured, 3),
+            "busy_share": round(scrape.delta(last, first, write + b"_sum") / span, 3),
         },
         "store_pending": {
             "start": first.values.get(b"monitor_store_pending_results"),
             "end": last.values.get(b"monitor_store_pending_results"),
         },
+        "scrape_span_s": round(span, 1),
     }
 
 
@@ -322,3 +343,19 @@ def _log_summary(log: Path, stopped_at: int) -> dict[str, Any]:
                 errors[when] += 1
                 first[when] = first[when] or line.strip()[:300]
     return {"lines": lines, "check_lines": checks, "errors": errors, "first_error": first}
+
+
+def _gc_summary(path: Path, t0: float, t1: float) -> dict[str, Any]:
+    """Garbage collections that ended in [t0, t1), by generation: how many, how long."""
+    pauses = [p for p in json.loads(path.read_text()) if t0 <= p[0] < t1]
+    out: dict[str, Any] = {}
+    for gen in (0, 1, 2):
+        times = sorted(seconds for _, g, seconds, _ in pauses if g == gen)
+        out[f"gen{gen}"] = {
+            "count": len(times),
+            "total_s": round(sum(times), 3),
+            "max_ms": round(times[-1] * 1000, 1) if times else None,
+            "p50_ms": round(_percentile(times, 0.5) * 1000, 2) if times else None,
+        }
+    out["share_of_time"] = round(sum(p[2] for p in pauses) / (t1 - t0), 3)
+    return out

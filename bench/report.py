@@ -36,6 +36,7 @@ SPEED: list[tuple[str, Any, str]] = [
     ("daemon cores", lambda r: r["daemon_cores"], "{:.2f}"),
     ("machine busy cores", lambda r: r["machine_busy_cores"], "{:.2f}"),
     ("probe time p99 ms", lambda r: r["probe_total_ms"]["p99"], "{:,.1f}"),
+    ("failed results", lambda r: _failed(r["causes"]), "{:,.0f}"),
 ]
 SIZE: list[tuple[str, Any, str]] = [
     ("peak RSS MiB", lambda r: r["rss_peak_before_scrape_mib"], "{:,.0f}"),
@@ -85,13 +86,18 @@ def medians(runs: list[dict[str, Any]], bb_ms: float | None) -> list[dict[str, A
         for heading, get, _ in COLUMNS:
             if heading in ("runs", "x blackbox"):
                 continue
-            values = [v for v in (_get(get, r) for r in group) if v is not None]
+            values = [v for v in (_get(get, r) for r in group) if v is not None and v == v]
             numbers = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
             row[heading] = statistics.median(numbers) if numbers else (values or [None])[0]
         cpu = row["CPU s/1k checks"]
         row["x blackbox"] = cpu / bb_ms if bb_ms and isinstance(cpu, float | int) else None
         rows.append(row)
     return rows
+
+
+def _failed(causes: dict[str, int]) -> int | None:
+    """Stored results (re-checks too) with a cause other than ok; None when none stored."""
+    return sum(n for cause, n in causes.items() if cause != "ok") if causes else None
 
 
 def _get(get: Any, run: dict[str, Any]) -> Any:

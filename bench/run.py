@@ -129,6 +129,7 @@ def _case(
             nginx_pid=nginx_pid,
             db_pid=db_pid,
             profile=args.profile and min(args.profile, one.duration),
+            gc_stats=args.gc_stats,
             results=args.results,
         )
     finally:
@@ -237,6 +238,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="py-spy every case for this long from the start of its measurement "
         "(marks those runs profiled: its sampling costs CPU)",
+    )
+    parser.add_argument(
+        "--gc-stats",
+        action="store_true",
+        help="time the daemon's garbage collections (bench/gcprobe/sitecustomize.py)",
     )
     parser.add_argument("--results", type=Path, default=BENCH / "results", help="(bench/results)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")

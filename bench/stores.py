@@ -15,7 +15,8 @@ from postgres import Server
 # Rounds are the edge results: a site's re-check after a failure has a later time of its
 # own, and is told apart from a round by its planned time (see case.lags).
 _ROUNDS = (
-    "SELECT m.name, {time}, r.total_s FROM check_results r JOIN monitors m ON m.id = r.monitor_id"
+    "SELECT m.name, {time}, r.total_s, r.cause"
+    " FROM check_results r JOIN monitors m ON m.id = r.monitor_id"
     " WHERE r.role = 'edge' AND r.time >= {lo} AND r.time < {hi}"
 )
 
@@ -34,8 +35,9 @@ class Size:
 class StoreView(Protocol):
     url: str
 
-    def rounds(self, lo: float, hi: float) -> list[tuple[str, float, float]]:
-        """(monitor, start time, seconds the probe took) of the edge results in [lo, hi)."""
+    def rounds(self, lo: float, hi: float) -> list[tuple[str, float, float, str]]:
+        """(monitor, start time, seconds the probe took, cause) of the edge results in
+        [lo, hi)."""
         ...
 
     def count_before(self, t: float) -> int: ...
@@ -51,11 +53,11 @@ class SqliteView:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
 
-    def rounds(self, lo: float, hi: float) -> list[tuple[str, float, float]]:
+    def rounds(self, lo: float, hi: float) -> list[tuple[str, float, float, str]]:
         sql = _ROUNDS.format(time="r.time", lo="?", hi="?")
         with self._connect() as db:
             rows = db.execute(sql, (_sqlite_time(lo), _sqlite_time(hi))).fetchall()
-        return [(name, _epoch(text), took) for name, text, took in rows]
+        return [(name, _epoch(text), took, cause) for name, text, took, cause in rows]
 
     def count_before(self, t: float) -> int:
         with self._connect() as db:
@@ -86,7 +88,7 @@ class PostgresView:
         self.database = database
         self.url = server.create_database(database)
 
-    def rounds(self, lo: float, hi: float) -> list[tuple[str, float, float]]:
+    def rounds(self, lo: float, hi: float) -> list[tuple[str, float, float, str]]:
         sql = _ROUNDS.format(
             time="extract(epoch FROM r.time)",
             lo=f"to_timestamp({lo!r})",
@@ -94,7 +96,7 @@ class PostgresView:
         )
         out = self.server.psql(self.database, sql)
         rows = (line.split("|") for line in out.splitlines())
-        return [(name, float(t), float(took)) for name, t, took in rows]
+        return [(name, float(t), float(took), cause) for name, t, took, cause in rows]
 
     def count_before(self, t: float) -> int:
         sql = f"SELECT count(*) FROM check_results WHERE time < to_timestamp({t!r})"
