@@ -34,6 +34,9 @@ from monitor.store import BatchWriter, SqlStore
 from monitor.tracking import StateRecord, Tracked, Tracker
 from monitor.web import Health, make_app
 
+# Under load, results are written about twice a second in large transactions.
+RESULTS_LINGER = 0.5
+
 log = logging.getLogger("monitor.daemon")
 
 # SIGTERM must end the process within 10 s: rounds get 5 s to finish, the store 4 s to flush.
@@ -84,10 +87,11 @@ async def run_daemon(
         store.write_results,
         on_written=metrics.observe_store_write,
         on_dropped=metrics.store_dropped.inc,
+        linger=RESULTS_LINGER,
     )
 
     def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
-        missed = registry.get_sample_value("monitor_scheduler_missed_runs_total") or 0.0
+        missed = float(metrics.missed_runs_seen)
         healthy = writer.healthy and states.healthy
         return selfcheck.Vitals(
             now, healthy, writer.last_error or states.last_error, missed, pending

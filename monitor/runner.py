@@ -106,6 +106,7 @@ class Runner:
         logs.event(
             log,
             "check.finished",
+            logging.INFO if not result.ok else logging.DEBUG,
             monitor=result.monitor,
             role=result.role.value,
             origin=result.origin,

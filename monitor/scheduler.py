@@ -109,7 +109,7 @@ class CheckScheduler:
         self._metrics.scheduler_lag.observe(now - planned)
         missed = missed_between(self._last_planned.get(monitor.name), planned, monitor.interval)
         if missed:
-            self._metrics.missed_runs.inc(missed)
+            self._metrics.count_missed(missed)
         self._last_planned[monitor.name] = planned
         await self._run_round(monitor)
 

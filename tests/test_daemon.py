@@ -101,6 +101,8 @@ sites:
             "run",
             "-c",
             str(config),
+            "--log-level",
+            "debug",  # a line for every check, not only the failed ones
             stdout=log,
             stderr=log,
             cwd=tmp_path,

@@ -99,6 +99,28 @@ async def test_rows_submitted_during_a_write_go_into_the_next_batch(store: SqlSt
     assert rows == [1, 2]
 
 
+async def test_with_linger_rows_arriving_soon_after_a_write_share_one_batch(
+    store: SqlStore,
+) -> None:
+    rows: list[int] = []
+    writer = BatchWriter(store.write_results, on_written=lambda _, n: rows.append(n), linger=0.3)
+    writer.start()
+    writer.submit(probe(0))
+    await asyncio.sleep(0.05)  # the first row after idle is written at once
+    assert rows == [1]
+    for second in range(1, 21):
+        writer.submit(probe(second))
+        await asyncio.sleep(0.005)
+    assert rows == [1]  # the other twenty wait for the linger to pass
+    await asyncio.sleep(0.5)
+    assert rows == [1, 20]
+
+    writer.submit(probe(21))
+    assert await writer.close(timeout=30) == 0  # the linger since the last write is over
+    assert rows == [1, 20, 1]
+    assert len(await store.fetch_results("shop", limit=100)) == 22
+
+
 async def test_a_failing_store_loses_nothing_and_keeps_order(
     store: SqlStore, caplog: pytest.LogCaptureFixture
 ) -> None:

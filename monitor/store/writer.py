@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,7 +34,9 @@ class BatchWriter(Generic[T]):
 
     A failed batch stays at the head of the queue and is retried with backoff until it is
     written, so nothing is dropped and order is kept. ``on_written(seconds, rows)`` is
-    called after each successful write.
+    called after each successful write. With ``linger``, a batch that is not full waits
+    until ``linger`` seconds have passed since the previous write began: under load, few
+    large transactions instead of one per row; when idle, a row is written at once.
     """
 
     def __init__(
@@ -44,7 +47,10 @@ class BatchWriter(Generic[T]):
         batch_size: int = 1000,
         on_written: Callable[[float, int], None] | None = None,
         on_dropped: Callable[[], None] | None = None,
+        linger: float = 0.0,
     ) -> None:
+        self._linger = linger
+        self._last_write = -math.inf
         self._write = write
         self._what = what
         self._batch_size = batch_size
@@ -105,7 +111,13 @@ class BatchWriter(Generic[T]):
             if not self._queue:
                 self._arrived.clear()
                 await self._arrived.wait()
-            elif await self._write_head():
+                continue
+            wait = self._last_write + self._linger - time.monotonic()
+            if wait > 0 and len(self._queue) < self._batch_size and not self._closing:
+                await asyncio.sleep(wait)
+                continue
+            self._last_write = time.monotonic()
+            if await self._write_head():
                 failures = 0
             else:
                 failures += 1
