@@ -127,7 +127,7 @@ async def run_daemon(
         healthy = writer.healthy and states.healthy
         return Health(firing, healthy, writer.last_error or states.last_error)
 
-    web_runner = web.AppRunner(make_app(registry, health), access_log=None)
+    web_runner = web.AppRunner(make_app(metrics.render, health), access_log=None)
     await web_runner.setup()
     try:
         await web.TCPSite(web_runner, config.server.host, config.server.port).start()

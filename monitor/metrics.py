@@ -8,21 +8,24 @@ verdict), never URLs or error text. Every series of a monitor can be dropped at 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.metrics import MetricWrapperBase
+import math
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from monitor import __version__
 from monitor.diagnose import Verdict
 from monitor.models import Kind, ProbeResult
+from monitor.sitemetrics import Family, Site, SiteSeries, escape, number
 
 STATES = ("up", "degraded", "down", "maintenance", "unknown")
 """What ``monitor_state`` reports, one series per state (1 for the current one)."""
 VERDICTS = tuple(verdict.value for verdict in Verdict)
 
 # A site's round holds several kinds of probe of one role (its HTTP edge, its TLS check):
-# ``kind`` keeps their series apart.
-_PROBE_LABELS = ("monitor", "role", "origin", "kind")
-_HTTP_LABELS = ("monitor", "role", "origin")
+# ``kind`` keeps their series apart. Probe series are labelled monitor, role, origin, kind;
+# HTTP series monitor, role, origin.
 # Web latencies: from a fast local answer to a cache's multi-second first-byte timeout.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # The per-site histogram keeps the phases people chart percentiles of (connect, time to
@@ -32,144 +35,34 @@ HISTOGRAM_PHASES = ("connect", "processing", "total")
 
 
 class Metrics:
-    """Every series the daemon exports, registered on ``registry``."""
+    """Every series the daemon exports. Daemon-wide series are prometheus_client objects on
+    a registry of their own; per-site series live in :class:`SiteSeries`. ``registry`` gets
+    one collector showing both (for ``get_sample_value``); ``/metrics`` uses :meth:`render`."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self._add_probe_series(registry)
-        self._add_state_series(registry)
-        self._add_daemon_series(registry)
-        self._per_monitor: tuple[MetricWrapperBase, ...] = (
-            *self._probe_series,
-            *self._state_series,
-        )
-        self._last_state: dict[str, tuple[str, str]] = {}
+        self.daemon_registry = CollectorRegistry()
+        self._add_daemon_series(self.daemon_registry)
+        self.sites = SiteSeries(_site_families(self.sites_histogram_lines), LATENCY_BUCKETS)
+        self._labels: dict[tuple[str, ...], str] = {}
+        registry.register(_Both(self.daemon_registry, self.sites))
 
-    def _add_probe_series(self, registry: CollectorRegistry) -> None:
-        self.probe_success = Gauge(
-            "probe_success", "Whether the last probe succeeded", _PROBE_LABELS, registry=registry
-        )
-        self.probe_duration = Gauge(
-            "probe_duration_seconds",
-            "How long the last probe took, in seconds",
-            _PROBE_LABELS,
-            registry=registry,
-        )
-        self.probe_dns_lookup = Gauge(
-            "probe_dns_lookup_time_seconds",
-            "Time the last probe spent resolving the name, in seconds (0 when not resolved)",
-            _PROBE_LABELS,
-            registry=registry,
-        )
-        self.probe_ip_protocol = Gauge(
-            "probe_ip_protocol",
-            "IP version the last probe connected over: 4 or 6 (0 before a connection)",
-            _PROBE_LABELS,
-            registry=registry,
-        )
-        self.probe_ssl_earliest_cert_expiry = Gauge(
-            "probe_ssl_earliest_cert_expiry",
-            "Expiry of the peer certificate seen by the last probe, in Unix seconds",
-            _PROBE_LABELS,
-            registry=registry,
-        )
-        self.probe_http_duration = Gauge(
-            "probe_http_duration_seconds",
-            "Duration of each HTTP phase of the last probe, in seconds",
-            (*_HTTP_LABELS, "phase"),
-            registry=registry,
-        )
-        self.probe_http_status_code = Gauge(
-            "probe_http_status_code",
-            "HTTP status code of the last probe (0 when no response came)",
-            _HTTP_LABELS,
-            registry=registry,
-        )
-        self.probe_http_content_length = Gauge(
-            "probe_http_content_length",
-            "Content-Length of the last response, else the bytes read (-1 when unknown)",
-            _HTTP_LABELS,
-            registry=registry,
-        )
-        self.probe_http_redirects = Gauge(
-            "probe_http_redirects",
-            "Redirects the last probe followed",
-            _HTTP_LABELS,
-            registry=registry,
-        )
-        self.check_duration = Histogram(
-            "monitor_check_duration_seconds",
-            "Duration of each HTTP phase and of the whole request, of probes that got an "
-            "answer, in seconds",
-            ("monitor", "role", "phase"),
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.cert_expiry = Gauge(
-            "monitor_cert_expiry_seconds",
-            "Time left until the peer certificate expires, from the last probe, in seconds",
-            _HTTP_LABELS,
-            registry=registry,
-        )
-        self.checks = Counter(
-            "monitor_checks",
-            "Checks finished, by result (success or failure) and cause",
-            (*_PROBE_LABELS, "result", "cause"),
-            registry=registry,
-        )
-        self._probe_series: tuple[MetricWrapperBase, ...] = (
-            self.probe_success,
-            self.probe_duration,
-            self.probe_dns_lookup,
-            self.probe_ip_protocol,
-            self.probe_ssl_earliest_cert_expiry,
-            self.probe_http_duration,
-            self.probe_http_status_code,
-            self.probe_http_content_length,
-            self.probe_http_redirects,
-            self.check_duration,
-            self.cert_expiry,
-            self.checks,
-        )
+    def sites_histogram_lines(self, name: str, site: Site) -> Iterator[str]:
+        return self.sites.histogram_lines(name, site)
 
-    def _add_state_series(self, registry: CollectorRegistry) -> None:
-        self.up = Gauge(
-            "monitor_up",
-            "Whether the monitor is up: 0 when down, 1 otherwise; absent while unknown",
-            ("monitor",),
-            registry=registry,
-        )
-        self.state = Gauge(
-            "monitor_state",
-            "The monitor's state: 1 for the current state, 0 for the others",
-            ("monitor", "state"),
-            registry=registry,
-        )
-        self.verdict = Gauge(
-            "monitor_verdict",
-            "The last round's verdict: 1 for the current verdict, 0 for the others",
-            ("monitor", "verdict"),
-            registry=registry,
-        )
-        self.latency_baseline = Gauge(
-            "monitor_latency_baseline_seconds",
-            "Usual latency of a phase (its baseline), in seconds",
-            (*_HTTP_LABELS, "phase"),
-            registry=registry,
-        )
-        self.latency_ratio = Gauge(
-            "monitor_latency_ratio",
-            "Latency of a phase now, over its baseline",
-            (*_HTTP_LABELS, "phase"),
-            registry=registry,
-        )
-        self._state_series: tuple[MetricWrapperBase, ...] = (
-            self.up,
-            self.state,
-            self.verdict,
-            self.latency_baseline,
-            self.latency_ratio,
-        )
+    def render(self) -> bytes:
+        """The whole page in Prometheus' text format (version 0.0.4)."""
+        return generate_latest(self.daemon_registry) + self.sites.render().encode()
+
+    def _text(self, *pairs: str) -> str:
+        """Label text for ``name, value, name, value, ...``; built once for each set."""
+        found = self._labels.get(pairs)
+        if found is None:
+            found = ",".join(
+                f'{pairs[i]}="{escape(pairs[i + 1])}"' for i in range(0, len(pairs), 2)
+            )
+            self._labels[pairs] = found
+        return found
 
     def count_missed(self, runs: int) -> None:
         """Planned runs that never ran; also kept as a plain number, so the self-check
@@ -237,54 +130,58 @@ class Metrics:
 
     def observe_probe(self, result: ProbeResult) -> None:
         """Record one finished probe."""
-        where = (result.monitor, result.role.value, result.origin or "")
-        labels = (*where, result.kind.value)
-        self.probe_success.labels(*labels).set(1 if result.ok else 0)
-        self.probe_duration.labels(*labels).set(result.phases.total)
-        self.probe_dns_lookup.labels(*labels).set(result.phases.resolve or 0.0)
-        self.probe_ip_protocol.labels(*labels).set(_ip_protocol(result.peer_ip))
+        site = self.sites.site(result.monitor)
+        role, origin, kind = result.role.value, result.origin or "", result.kind.value
+        probe = self._text("role", role, "origin", origin, "kind", kind)
+        values = site.probes.get(probe)
+        if values is None:
+            values = site.probes[probe] = [0.0, 0.0, 0.0, 0.0, math.nan]
+        values[0] = 1.0 if result.ok else 0.0
+        values[1] = result.phases.total
+        values[2] = result.phases.resolve or 0.0
+        values[3] = _ip_protocol(result.peer_ip)
+        where = self._text("role", role, "origin", origin)
         if result.cert_not_after is not None:
-            expiry = result.cert_not_after.timestamp()
-            self.probe_ssl_earliest_cert_expiry.labels(*labels).set(expiry)
-            left = (result.cert_not_after - result.time).total_seconds()
-            self.cert_expiry.labels(*where).set(left)
+            values[4] = result.cert_not_after.timestamp()
+            site.certs[where] = (result.cert_not_after - result.time).total_seconds()
         if result.kind is Kind.HTTP:
-            self._observe_http(where, result)
+            self._observe_http(site, role, origin, where, result)
         outcome = "success" if result.ok else "failure"
-        self.checks.labels(*labels, outcome, result.cause.value).inc()
+        check = self._text(
+            "role",
+            role,
+            "origin",
+            origin,
+            "kind",
+            kind,
+            "result",
+            outcome,
+            "cause",
+            result.cause.value,
+        )
+        site.checks[check] = site.checks.get(check, 0) + 1
 
-    def _observe_http(self, where: tuple[str, str, str], result: ProbeResult) -> None:
-        self.probe_http_status_code.labels(*where).set(result.status or 0)
-        self.probe_http_content_length.labels(*where).set(_content_length(result))
-        self.probe_http_redirects.labels(*where).set(result.redirects)
+    def _observe_http(
+        self, site: Site, role: str, origin: str, where: str, result: ProbeResult
+    ) -> None:
+        site.http[where] = [float(result.status or 0), _content_length(result), result.redirects]
         for phase, seconds in result.phases.items():
             # blackbox_exporter reports a phase never reached as 0, so sums stay clean.
-            self.probe_http_duration.labels(*where, phase).set(seconds or 0.0)
+            site.phases[self._text("role", role, "origin", origin, "phase", phase)] = seconds or 0.0
         if result.status is None:
             return  # a refused connection's 1 ms or a timeout's limit is no site's latency
-        monitor, role, _ = where
         phases = result.phases
         for phase in HISTOGRAM_PHASES:
             seconds = phases.total if phase == "total" else getattr(phases, phase)
             if seconds is not None:
-                self.check_duration.labels(monitor, role, phase).observe(seconds)
+                self.sites.observe(site, self._text("role", role, "phase", phase), seconds)
 
     def observe_state(self, monitor: str, state: str, verdict: str) -> None:
         """Set the monitor's state and verdict (one-hot); ``monitor_up`` is absent while
         the state is ``unknown``, 0 when ``down`` and 1 otherwise."""
         if state not in STATES or verdict not in VERDICTS:
             raise ValueError(f"unknown state {state!r} or verdict {verdict!r}")
-        if self._last_state.get(monitor) == (state, verdict):
-            return  # the usual round: nothing changed, so nothing to write
-        self._last_state[monitor] = (state, verdict)
-        for name in STATES:
-            self.state.labels(monitor, name).set(1 if name == state else 0)
-        for name in VERDICTS:
-            self.verdict.labels(monitor, name).set(1 if name == verdict else 0)
-        if state == "unknown":
-            self.up.remove(monitor)
-        else:
-            self.up.labels(monitor).set(0 if state == "down" else 1)
+        self.sites.site(monitor).state = (state, verdict)
 
     def set_incidents_open(self, count: int) -> None:
         self.incidents_open.set(count)
@@ -294,8 +191,8 @@ class Metrics:
     ) -> None:
         """Record a phase's latency baseline (seconds) and now-over-baseline ratio;
         ``origin`` is ``""`` for the edge, as on the probe series."""
-        self.latency_baseline.labels(monitor, role, origin, phase).set(baseline)
-        self.latency_ratio.labels(monitor, role, origin, phase).set(ratio)
+        labels = self._text("role", role, "origin", origin, "phase", phase)
+        self.sites.site(monitor).trends[labels] = (baseline, ratio)
 
     def observe_alert(self, notifier: str, event: str, outcome: str) -> None:
         self.alerts.labels(notifier, event, outcome).inc()
@@ -311,24 +208,197 @@ class Metrics:
 
     def forget_monitor(self, monitor: str) -> None:
         """Drop every series labelled with ``monitor`` (it left the config)."""
-        for metric in self._per_monitor:
-            metric.remove_by_labels({"monitor": monitor})
-        self._last_state.pop(monitor, None)
+        self.sites.forget(monitor)
 
     def observe_store_write(self, seconds: float, rows: int) -> None:
         self.store_write.observe(seconds)
         self.store_written.inc(rows)
 
 
-def _ip_protocol(peer_ip: str | None) -> int:
+def _ip_protocol(peer_ip: str | None) -> float:
     if peer_ip is None:
-        return 0
-    return 6 if ":" in peer_ip else 4
+        return 0.0
+    return 6.0 if ":" in peer_ip else 4.0
 
 
-def _content_length(result: ProbeResult) -> int:
+def _content_length(result: ProbeResult) -> float:
     """The Content-Length header, else the bytes read; -1 when the body was cut short."""
     for name, value in result.headers:
         if name.lower() == "content-length" and value.isdigit():
-            return int(value)
-    return -1 if result.body_truncated else len(result.body)
+            return float(value)
+    return -1.0 if result.body_truncated else float(len(result.body))
+
+
+Lines = Callable[[str, Site], Iterator[str]]
+
+
+def _probe_value(index: int) -> Lines:
+    def lines(name: str, site: Site) -> Iterator[str]:
+        label = site.label
+        for labels, values in list(site.probes.items()):
+            value = values[index]
+            if value == value:  # NaN: never seen (a certificate's expiry)
+                yield f"{name}{{{label},{labels}}} {number(value)}\n"
+
+    return lines
+
+
+def _http_value(index: int) -> Lines:
+    def lines(name: str, site: Site) -> Iterator[str]:
+        label = site.label
+        for labels, values in list(site.http.items()):
+            yield f"{name}{{{label},{labels}}} {number(values[index])}\n"
+
+    return lines
+
+
+def _trend_value(index: int) -> Lines:
+    def lines(name: str, site: Site) -> Iterator[str]:
+        label = site.label
+        for labels, values in list(site.trends.items()):
+            yield f"{name}{{{label},{labels}}} {number(values[index])}\n"
+
+    return lines
+
+
+def _floats(pick: Callable[[Site], dict[str, float]]) -> Lines:
+    def lines(name: str, site: Site) -> Iterator[str]:
+        label = site.label
+        for labels, value in list(pick(site).items()):
+            yield f"{name}{{{label},{labels}}} {number(value)}\n"
+
+    return lines
+
+
+def _checks(name: str, site: Site) -> Iterator[str]:
+    label = site.label
+    for labels, count in list(site.checks.items()):
+        yield f"{name}{{{label},{labels}}} {count}.0\n"
+
+
+def _up(name: str, site: Site) -> Iterator[str]:
+    if site.state is not None and site.state[0] != "unknown":
+        yield f"{name}{{{site.label}}} {0.0 if site.state[0] == 'down' else 1.0}\n"
+
+
+def _one_hot(index: int, names: tuple[str, ...], label_name: str) -> Lines:
+    def lines(name: str, site: Site) -> Iterator[str]:
+        if site.state is None:
+            return
+        now = site.state[index]
+        for one in names:
+            yield f'{name}{{{site.label},{label_name}="{one}"}} {1.0 if one == now else 0.0}\n'
+
+    return lines
+
+
+def _site_families(histogram: Lines) -> list[Family]:
+    return [
+        Family("probe_success", "gauge", "Whether the last probe succeeded", _probe_value(0)),
+        Family(
+            "probe_duration_seconds",
+            "gauge",
+            "How long the last probe took, in seconds",
+            _probe_value(1),
+        ),
+        Family(
+            "probe_dns_lookup_time_seconds",
+            "gauge",
+            "Time the last probe spent resolving the name, in seconds (0 when not resolved)",
+            _probe_value(2),
+        ),
+        Family(
+            "probe_ip_protocol",
+            "gauge",
+            "IP version the last probe connected over: 4 or 6 (0 before a connection)",
+            _probe_value(3),
+        ),
+        Family(
+            "probe_ssl_earliest_cert_expiry",
+            "gauge",
+            "Expiry of the peer certificate seen by the last probe, in Unix seconds",
+            _probe_value(4),
+        ),
+        Family(
+            "probe_http_duration_seconds",
+            "gauge",
+            "Duration of each HTTP phase of the last probe, in seconds",
+            _floats(lambda site: site.phases),
+        ),
+        Family(
+            "probe_http_status_code",
+            "gauge",
+            "HTTP status code of the last probe (0 when no response came)",
+            _http_value(0),
+        ),
+        Family(
+            "probe_http_content_length",
+            "gauge",
+            "Content-Length of the last response, else the bytes read (-1 when unknown)",
+            _http_value(1),
+        ),
+        Family(
+            "probe_http_redirects", "gauge", "Redirects the last probe followed", _http_value(2)
+        ),
+        Family(
+            "monitor_check_duration_seconds",
+            "histogram",
+            "Duration of each HTTP phase and of the whole request, of probes that got an "
+            "answer, in seconds",
+            histogram,
+        ),
+        Family(
+            "monitor_cert_expiry_seconds",
+            "gauge",
+            "Time left until the peer certificate expires, from the last probe, in seconds",
+            _floats(lambda site: site.certs),
+        ),
+        Family(
+            "monitor_checks_total",
+            "counter",
+            "Checks finished, by result (success or failure) and cause",
+            _checks,
+        ),
+        Family(
+            "monitor_up",
+            "gauge",
+            "Whether the monitor is up: 0 when down, 1 otherwise; absent while unknown",
+            _up,
+        ),
+        Family(
+            "monitor_state",
+            "gauge",
+            "The monitor's state: 1 for the current state, 0 for the others",
+            _one_hot(0, STATES, "state"),
+        ),
+        Family(
+            "monitor_verdict",
+            "gauge",
+            "The last round's verdict: 1 for the current verdict, 0 for the others",
+            _one_hot(1, VERDICTS, "verdict"),
+        ),
+        Family(
+            "monitor_latency_baseline_seconds",
+            "gauge",
+            "Usual latency of a phase (its baseline), in seconds",
+            _trend_value(0),
+        ),
+        Family(
+            "monitor_latency_ratio",
+            "gauge",
+            "Latency of a phase now, over its baseline",
+            _trend_value(1),
+        ),
+    ]
+
+
+class _Both:
+    """A collector showing the daemon's series and the sites' (the slow way)."""
+
+    def __init__(self, daemon: CollectorRegistry, sites: SiteSeries) -> None:
+        self._daemon = daemon
+        self._sites = sites
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self._daemon.collect()
+        yield from self._sites.collect()

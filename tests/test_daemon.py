@@ -50,7 +50,7 @@ async def _sample(session: aiohttp.ClientSession, base: str, series: str) -> flo
 
 
 def _series(site: str, role: str = "edge", origin: str = "", kind: str = "http") -> str:
-    return f'probe_success{{kind="{kind}",monitor="{site}",origin="{origin}",role="{role}"}}'
+    return f'probe_success{{monitor="{site}",role="{role}",origin="{origin}",kind="{kind}"}}'
 
 
 async def _wait_for_metrics(base: str, series: list[str], deadline: float) -> dict[str, float]:

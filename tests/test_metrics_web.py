@@ -84,9 +84,10 @@ def health_box() -> list[Health]:
 @pytest.fixture
 async def base_url(health_box: list[Health]) -> AsyncIterator[str]:
     registry = CollectorRegistry()
-    Metrics(registry).observe_probe(_result(True, Cause.OK, 200, Phases(total=0.1)))
+    metrics = Metrics(registry)
+    metrics.observe_probe(_result(True, Cause.OK, 200, Phases(total=0.1)))
     health: Callable[[], Health] = lambda: health_box[0]  # noqa: E731
-    async for url in _serve(make_app(registry, health)):
+    async for url in _serve(make_app(metrics.render, health)):
         yield url
 
 
@@ -95,7 +96,7 @@ async def test_metrics_endpoint_serves_prometheus_text(base_url: str) -> None:
         text = await resp.text()
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain")
-    assert 'probe_success{kind="http",monitor="shop",origin="",role="edge"} 1.0' in text
+    assert 'probe_success{monitor="shop",role="edge",origin="",kind="http"} 1.0' in text
     assert 'monitor_build_info{version="' in text
 
 

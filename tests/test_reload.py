@@ -63,11 +63,15 @@ async def test_sighup_adds_and_removes_sites_and_refuses_a_broken_config(tmp_pat
         config.write_text(_config(tmp_path / "m.db", port, {"old": url, "kept": url}))
         proc = await start_daemon(config, log)
         try:
-            await _until(base, ['probe_success{kind="http",monitor="old"'], [])
+            await _until(
+                base, ['probe_success{monitor="old",role="edge",origin="",kind="http"}'], []
+            )
             config.write_text(_config(tmp_path / "m.db", port, {"kept": url, "new": url}))
             proc.send_signal(signal.SIGHUP)
             text = await _until(
-                base, ['probe_success{kind="http",monitor="new"'], ['monitor="old"']
+                base,
+                ['probe_success{monitor="new",role="edge",origin="",kind="http"}'],
+                ['monitor="old"'],
             )
             assert "monitor_config_last_reload_successful 1.0" in text
             config.write_text(config.read_text() + "  - name: broken\n    interval: 5\n")
