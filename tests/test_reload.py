@@ -101,7 +101,6 @@ async def test_replacing_monitors_keeps_unchanged_jobs_and_drops_gone_ones() -> 
     scheduler = CheckScheduler([site("a"), site("b")], run_round, Metrics(CollectorRegistry()))
     removed = scheduler.replace_monitors([site("b", 30.0), site("c")])
     assert removed == ("a",)
-    jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
-    assert sorted(jobs) == ["b", "c"]
-    assert jobs["b"].trigger.interval.total_seconds() == 30.0
+    assert sorted(scheduler.monitors) == ["b", "c"]
+    assert scheduler.monitors["b"].interval == 30.0
     assert scheduler.longest_interval == 60.0

@@ -12,6 +12,7 @@ from monitor.metrics import Metrics
 from monitor.models import Monitor, Site
 from monitor.scheduler import (
     CheckScheduler,
+    Grid,
     misfire_grace,
     missed_between,
     planned_time,
@@ -93,3 +94,49 @@ async def test_real_scheduler_fires_every_site_on_its_grid() -> None:
     lag_count = registry.get_sample_value("monitor_scheduler_lag_seconds_count")
     assert lag_count == sum(fired.values())
     assert scheduler.firing_recently()
+
+
+GRID = {"a": (0.5, 10.0), "b": (9.5, 10.0), "c": (2.0, 60.0)}
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (0.0, 1.0, [(0.5, "a")]),
+        (0.5, 1.0, [(0.5, "a")]),  # the start is in, the end is out
+        (0.0, 0.5, []),
+        (9.0, 11.0, [(9.5, "b"), (10.5, "a")]),  # across a cycle
+        (1001.0, 1009.0, []),
+        (1019.0, 1022.0, [(1019.5, "b"), (1020.5, "a")]),
+        (1021.0, 1023.0, [(1022.0, "c")]),
+        (0.0, 21.0, [(0.5, "a"), (10.5, "a"), (20.5, "a"), (9.5, "b"), (19.5, "b"), (2.0, "c")]),
+    ],
+)
+def test_grid_finds_the_points_in_a_window(
+    start: float, end: float, expected: list[tuple[float, str]]
+) -> None:
+    assert sorted(Grid(GRID).due(start, end)) == sorted(expected)
+
+
+async def test_a_round_still_running_is_not_started_twice_and_counts_as_missed() -> None:
+    site = Site(name="slow", url="http://127.0.0.1/", interval=1.0, timeout=0.5)
+    running = 0
+    most = 0
+
+    async def run_round(_: Monitor) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(2.5)  # spans two more grid points
+        running -= 1
+
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler([site], run_round, Metrics(registry))
+    scheduler.start()
+    try:
+        await asyncio.sleep(3.6)
+    finally:
+        scheduler.stop_firing()
+        scheduler.shutdown()
+    assert most == 1
+    assert (registry.get_sample_value("monitor_scheduler_missed_runs_total") or 0) >= 2
