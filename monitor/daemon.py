@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Sequence
@@ -145,6 +146,10 @@ async def run_daemon(
     delivery.start()
     baselines = Baselines(store, tracker)
     baselines.start()
+    # What start-up built (config, states, baselines) lives as long as the daemon: keep it
+    # out of the collector's full passes, which otherwise walk every site's objects.
+    gc.collect()
+    gc.freeze()
     scheduler.start()
     logs.event(
         log,

@@ -143,6 +143,11 @@ class CheckScheduler:
         if monitor is None or self._paused or monitor.interval != interval:
             return  # removed, shutting down, or armed before its interval changed
         now = time.time()
+        if now < planned:  # loop timers round to the millisecond: never start early
+            asyncio.get_running_loop().call_later(
+                planned - now + 0.0005, self._fire, name, planned, interval
+            )
+            return
         self.last_fire = time.monotonic()
         missed = missed_between(self._last_planned.get(name), planned, interval)
         self._last_planned[name] = planned
