@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import resource
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,9 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "run":
         from monitor.daemon import run_daemon  # heavy imports only for the daemon
 
+        raise_open_files_limit()
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return runner.run(run_daemon(config, path=Path(args.config)))
     return asyncio.run(_db_upgrade(config))
+
+
+def raise_open_files_limit() -> None:
+    """Every check in flight holds a socket: take the hard limit on open files, not the
+    soft one (often 1,024), as servers do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
