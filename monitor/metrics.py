@@ -43,12 +43,9 @@ class Metrics:
         self.registry = registry
         self.daemon_registry = CollectorRegistry()
         self._add_daemon_series(self.daemon_registry)
-        self.sites = SiteSeries(_site_families(self.sites_histogram_lines), LATENCY_BUCKETS)
+        self.sites = SiteSeries(_site_families(), LATENCY_BUCKETS)
         self._labels: dict[tuple[str, ...], str] = {}
         registry.register(_Both(self.daemon_registry, self.sites))
-
-    def sites_histogram_lines(self, name: str, site: Site) -> Iterator[str]:
-        return self.sites.histogram_lines(name, site)
 
     def render(self) -> bytes:
         """The whole page in Prometheus' text format (version 0.0.4)."""
@@ -232,33 +229,35 @@ def _content_length(result: ProbeResult) -> float:
 Lines = Callable[[str, Site], Iterator[str]]
 
 
-def _probe_value(index: int) -> Lines:
+def _indexed(
+    pick: Callable[[Site], dict[str, list[float]] | dict[str, tuple[float, float]]],
+    index: int,
+    *,
+    nan_is_absent: bool = False,
+) -> Lines:
+    """Lines of one column of a site's per-labels values."""
+
     def lines(name: str, site: Site) -> Iterator[str]:
         label = site.label
-        for labels, values in list(site.probes.items()):
+        for labels, values in list(pick(site).items()):
             value = values[index]
-            if value == value:  # NaN: never seen (a certificate's expiry)
+            if not nan_is_absent or value == value:
                 yield f"{name}{{{label},{labels}}} {number(value)}\n"
 
     return lines
 
 
-def _http_value(index: int) -> Lines:
-    def lines(name: str, site: Site) -> Iterator[str]:
-        label = site.label
-        for labels, values in list(site.http.items()):
-            yield f"{name}{{{label},{labels}}} {number(values[index])}\n"
+def _probe_value(index: int) -> Lines:
+    # NaN: never seen (a certificate's expiry)
+    return _indexed(lambda site: site.probes, index, nan_is_absent=True)
 
-    return lines
+
+def _http_value(index: int) -> Lines:
+    return _indexed(lambda site: site.http, index)
 
 
 def _trend_value(index: int) -> Lines:
-    def lines(name: str, site: Site) -> Iterator[str]:
-        label = site.label
-        for labels, values in list(site.trends.items()):
-            yield f"{name}{{{label},{labels}}} {number(values[index])}\n"
-
-    return lines
+    return _indexed(lambda site: site.trends, index)
 
 
 def _floats(pick: Callable[[Site], dict[str, float]]) -> Lines:
@@ -292,7 +291,7 @@ def _one_hot(index: int, names: tuple[str, ...], label_name: str) -> Lines:
     return lines
 
 
-def _site_families(histogram: Lines) -> list[Family]:
+def _site_families() -> list[Family]:
     return [
         Family("probe_success", "gauge", "Whether the last probe succeeded", _probe_value(0)),
         Family(
@@ -345,7 +344,7 @@ def _site_families(histogram: Lines) -> list[Family]:
             "histogram",
             "Duration of each HTTP phase and of the whole request, of probes that got an "
             "answer, in seconds",
-            histogram,
+            None,  # SiteSeries writes histograms
         ),
         Family(
             "monitor_cert_expiry_seconds",

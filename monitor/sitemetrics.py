@@ -67,7 +67,7 @@ class Family:
     name: str
     kind: str  # gauge, counter, histogram
     help: str
-    lines: Callable[[str, Site], Iterator[str]]
+    lines: Callable[[str, Site], Iterator[str]] | None  # None for a histogram
 
 
 class SiteSeries:
@@ -107,7 +107,7 @@ class SiteSeries:
         for family in self.families:
             name = family.name
             parts.append(f"# HELP {name} {family.help}\n# TYPE {name} {family.kind}\n")
-            lines = family.lines
+            lines = family.lines or self.histogram_lines
             for site in sites:
                 parts.extend(lines(name, site))
         return "".join(parts)
