@@ -17,6 +17,7 @@ from monitor import __version__, logs
 from monitor.config import Config, check_notifiers, load_config
 from monitor.errors import ConfigError, StoreError
 from monitor.maintenance import Window
+from monitor.shard import Shard
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,14 +39,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _validate(args.config, config)
     if command == "test-alert":
         return _test_alert(args.notifier, config)
-    logs.configure(getattr(logging, args.log_level.upper()))
     if command == "run":
-        from monitor.daemon import run_daemon  # heavy imports only for the daemon
-
-        raise_open_files_limit()
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(run_daemon(config, path=Path(args.config)))
+        return _run(args, config)
+    logs.configure(getattr(logging, args.log_level.upper()))
     return asyncio.run(_db_upgrade(config))
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    shard: Shard | None = args.shard
+    level = getattr(logging, args.log_level.upper())
+    if args.workers > 1:
+        if shard is not None:
+            print("monitor run: --workers and --shard do not go together", file=sys.stderr)
+            return EXIT_USAGE
+        from monitor.workers import run_workers
+
+        logs.configure(level)
+        return run_workers(args.config, config, args.workers, args.log_level)
+    shard = shard or Shard()
+    logs.configure(level, worker=None if shard.whole else shard.label)
+    from monitor.daemon import run_daemon  # heavy imports only for the daemon
+
+    raise_open_files_limit()
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(run_daemon(config, path=Path(args.config), shard=shard))
 
 
 def raise_open_files_limit() -> None:
@@ -151,6 +168,20 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="how much to log (default: info)",
     )
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="share the monitors between N processes (default 1; worker i serves "
+        "/metrics on the configured port + i; about one per core past ~1,000 checks/s)",
+    )
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="run only share I of N (0-based) of the monitors: what --workers starts",
+    )
 
     validate = commands.add_parser(
         "validate",
@@ -199,6 +230,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(upgrade)
     upgrade.set_defaults(log_level="warning")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of 1 or more")
+    return int(text)
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:

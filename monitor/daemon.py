@@ -29,11 +29,14 @@ from monitor.probes import make_session
 from monitor.reload import Reloader
 from monitor.runner import Runner
 from monitor.scheduler import CheckScheduler
+from monitor.shard import Shard, narrow
 from monitor.state import Health as Seen
 from monitor.state import State
 from monitor.store import BatchWriter, SqlStore
 from monitor.tracking import StateRecord, Tracked, Tracker
 from monitor.web import Health, make_app
+
+WHOLE = Shard()  # one process runs every monitor
 
 # Under load, results are written about twice a second in large transactions.
 RESULTS_LINGER = 0.5
@@ -57,11 +60,16 @@ class Stopped:
 
 
 async def run_daemon(
-    config: Config, stop: asyncio.Event | None = None, path: Path | None = None
+    config: Config,
+    stop: asyncio.Event | None = None,
+    path: Path | None = None,
+    shard: Shard = WHOLE,
 ) -> int:
     """Run until ``stop`` is set (or SIGTERM/SIGINT); return the process exit code.
-    With the config's ``path``, SIGHUP reads it again and applies it."""
+    With the config's ``path``, SIGHUP reads it again and applies it. A ``shard`` of
+    several runs only its own monitors (see :mod:`monitor.shard`)."""
     stop = stop or _stop_on_signals()
+    config = narrow(config, shard)
     store = SqlStore(config.storage.url)
     tracker = Tracker(config.tracking)
     try:
@@ -99,12 +107,13 @@ async def run_daemon(
         )
 
     delivery = Delivery(
-        Outbox(store),
+        Outbox(store) if shard.delivers else None,
         channels,
         config.alerts,
         metrics,
         lambda name: _failing(tracker, name),
         vitals,
+        who="" if shard.whole else f"worker {shard.label}",
     )
 
     async def write_states(records: Sequence[StateRecord]) -> None:
@@ -139,7 +148,17 @@ async def run_daemon(
         return 1
     if path is not None:
         alerts = _AlertsReload(judge, delivery)
-        reloader = Reloader(path, config, scheduler, tracker, judge, metrics, store, (alerts,))
+        reloader = Reloader(
+            path,
+            config,
+            scheduler,
+            tracker,
+            judge,
+            metrics,
+            store,
+            (alerts,),
+            lambda whole: narrow(whole, shard),
+        )
         _reload_on_sighup(reloader)
     writer.start()
     states.start()

@@ -33,10 +33,12 @@ def _format_value(value: object) -> str:
     return f'"{escaped}"'
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Send the daemon's logs to stderr (journald and Docker collect them from there)."""
+def configure(level: int = logging.INFO, worker: str | None = None) -> None:
+    """Send the daemon's logs to stderr (journald and Docker collect them from there);
+    a ``worker``'s lines name it after the logger, e.g. ``monitor.check[1/2]``."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    who = "" if worker is None else f"[{worker}]"
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{who} %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -47,8 +47,12 @@ class Reloader:
         metrics: ReloadMetrics,
         store: Registry,
         also: tuple[Callable[[Config], None], ...] = (),
+        narrow: Callable[[Config], Config] = lambda config: config,
     ) -> None:
+        """``narrow`` turns the file's config into this process's share of it (a
+        worker's monitors); ``config`` is already narrowed."""
         self.config = config
+        self._narrow = narrow
         self._path = path
         self._scheduler = scheduler
         self._tracker = tracker
@@ -59,8 +63,9 @@ class Reloader:
 
     async def reload(self) -> bool:
         try:
-            new = load_config(self._path)
-            check_notifiers(str(self._path), new)
+            whole = load_config(self._path)
+            check_notifiers(str(self._path), whole)
+            new = self._narrow(whole)
             await self._store.register_monitors([m.name for m in new.monitors])
         except (ConfigError, StoreError) as exc:
             logs.event(log, "config.reload_failed", logging.ERROR, error=str(exc))

@@ -28,8 +28,9 @@ async def serve(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator[str]
         await runner.cleanup()
 
 
-async def start_daemon(config: Path, log: Path) -> asyncio.subprocess.Process:
-    """``monitor run -c config`` as a process of its own, its output appended to ``log``."""
+async def start_daemon(config: Path, log: Path, *more: str) -> asyncio.subprocess.Process:
+    """``monitor run -c config [more...]`` as a process of its own, its output appended to
+    ``log``."""
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
             sys.executable,
@@ -38,6 +39,7 @@ async def start_daemon(config: Path, log: Path) -> asyncio.subprocess.Process:
             "run",
             "-c",
             str(config),
+            *more,
             stdout=out,
             stderr=out,
             cwd=config.parent,

@@ -498,3 +498,26 @@ async def test_self_alerts_go_out_from_memory_while_the_store_is_down(store: Sql
     assert payload["type"] == "warning"
     assert hook.attempts == 2
     assert metrics.outcomes == [("hook", "self", "retry"), ("hook", "self", "sent")]
+
+
+async def test_a_worker_without_the_outbox_sends_only_its_own_alerts_named(
+    store: SqlStore,
+) -> None:
+    """Worker 1 of 2 never reads the outbox (worker 0 sends its rows) but tells of its
+    own trouble, saying which worker it is."""
+    routes = [Route(notify=("hook",))]
+    await store.write_states([down("shop", T0, routes)])  # a row worker 0 would send
+
+    def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
+        return selfcheck.Vitals(now, False, "database is locked", 0.0, pending)
+
+    async with webhook() as hook:
+        alerting = settings({"hook": hook.url}, routes)
+        channels = Channels(alerting.notifiers, alerting.timeout)
+        delivery = Delivery(None, channels, alerting, Metrics(), vitals=vitals, who="worker 1/2")
+        for seconds in (0, 61):
+            await delivery.run_once(T0 + seconds * SEC)
+            await delivery.idle()
+    [payload] = hook.received
+    assert payload["title"] == "[SELF] the monitor cannot write to its store (worker 1/2)"
+    assert await statuses(store) == [("hook", "down", 0, "pending")]

@@ -77,14 +77,18 @@ class Delivery:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: Outbox | None,
         channels: Channels,
         settings: AlertSettings,
         metrics: AlertMetrics,
         failing: Callable[[str], bool] = lambda _: False,
         vitals: Vitals | None = None,
+        who: str = "",
     ) -> None:
+        """Without an ``outbox`` only the daemon's own alerts are sent (a worker other
+        than the one that delivers); ``who`` ends their titles (e.g. "worker 1/2")."""
         self._outbox = outbox
+        self._who = who
         self._channels = channels
         self._settings = settings
         self._metrics = metrics
@@ -152,6 +156,8 @@ class Delivery:
         in lanes and settle when they return (``idle`` waits for them)."""
         self._check_self(now)
         self._dispatch_direct(now)
+        if self._outbox is None:
+            return
         await self._flush()
         canary = self._settings.canary is not None and self._failing(self._settings.canary)
         if not canary:
@@ -246,6 +252,8 @@ class Delivery:
 
     async def _settle(self, settled: Sequence[Settle], rows: dict[int, PendingAlert]) -> None:
         """Settle rows now, or keep them (busy) until the store takes them."""
+        if self._outbox is None:
+            return  # no rows were read
         try:
             await self._outbox.settle(settled)
         except StoreError:
@@ -287,10 +295,9 @@ class Delivery:
         for alert in alerts:
             logs.event(log, "self.alert", problem=alert.problem, active=alert.active)
             tone = "warning" if alert.active else "success"
+            title = f"{alert.title} ({self._who})" if self._who else alert.title
             for notifier in self._self_notifiers():
-                self._direct.append(
-                    _Direct(notifier, alert.title, alert.body, alert.body, tone, now)
-                )
+                self._direct.append(_Direct(notifier, title, alert.body, alert.body, tone, now))
 
     def _self_notifiers(self) -> tuple[str, ...]:
         named = self._settings.self_notify
