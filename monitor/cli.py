@@ -28,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args)
+    if args.command == "run" and args.workers > 1:
+        return _run_workers(args)
     try:
         config = load_config(args.config)
         check_notifiers(args.config, config)
@@ -45,19 +47,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(_db_upgrade(config))
 
 
-def _run(args: argparse.Namespace, config: Config) -> int:
-    shard: Shard | None = args.shard
-    level = getattr(logging, args.log_level.upper())
-    if args.workers > 1:
-        if shard is not None:
-            print("monitor run: --workers and --shard do not go together", file=sys.stderr)
-            return EXIT_USAGE
-        from monitor.workers import run_workers
+def _run_workers(args: argparse.Namespace) -> int:
+    """The parent of ``--workers N``: it leaves reading the config to its children (a
+    100,000-site file takes seconds and hundreds of MB that would stay in the parent)."""
+    if args.shard is not None:
+        print("monitor run: --workers and --shard do not go together", file=sys.stderr)
+        return EXIT_USAGE
+    from monitor.workers import run_workers
 
-        logs.configure(level)
-        return run_workers(args.config, config, args.workers, args.log_level)
-    shard = shard or Shard()
-    logs.configure(level, worker=None if shard.whole else shard.label)
+    logs.configure(getattr(logging, args.log_level.upper()))
+    return run_workers(args.config, args.workers, args.log_level)
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    shard: Shard = args.shard or Shard()
+    logs.configure(
+        getattr(logging, args.log_level.upper()), worker=None if shard.whole else shard.label
+    )
     from monitor.daemon import run_daemon  # heavy imports only for the daemon
 
     raise_open_files_limit()

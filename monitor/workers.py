@@ -1,7 +1,9 @@
 """``monitor run --workers N``: N worker processes, each firing its share of the monitors.
 
 One event loop uses one core; past about 1,000 checks a second a single process has no
-headroom left. The parent applies the schema once, starts ``monitor run --shard i/N`` for
+headroom left. The parent runs ``monitor db upgrade`` first (it checks the config, with
+the usual located errors and exit code 2, and applies the schema once: N workers doing
+it at once would race), then starts ``monitor run --shard i/N`` for
 each ``i`` (see :mod:`monitor.shard`: worker ``i`` listens on the configured port plus
 ``i`` and worker 0 sends every alert), passes SIGTERM, SIGINT and SIGHUP on to all of them,
 and waits. A worker that dies on its own takes the others down with it and the parent
@@ -10,7 +12,6 @@ exits 1, so the service manager restarts the whole set, with its shares unchange
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import logging
 import os
@@ -21,8 +22,6 @@ from collections.abc import Callable
 from types import FrameType
 
 from monitor import logs
-from monitor.config import Config
-from monitor.errors import StoreError
 
 log = logging.getLogger("monitor.workers")
 
@@ -44,10 +43,12 @@ def worker_argv(config_path: str, log_level: str, index: int, count: int) -> lis
     ]
 
 
-def run_workers(config_path: str, config: Config, count: int, log_level: str) -> int:
+def run_workers(config_path: str, count: int, log_level: str) -> int:
     """Run ``count`` workers until a signal stops them; return the exit code."""
-    if not asyncio.run(_upgrade(config)):
-        return 1
+    upgrade = [sys.executable, "-m", "monitor", "db", "upgrade", "-c", config_path]
+    checked = subprocess.run(upgrade, stdout=subprocess.DEVNULL, check=False)
+    if checked.returncode != 0:
+        return checked.returncode  # it said why on stderr
     workers: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -64,14 +65,8 @@ def run_workers(config_path: str, config: Config, count: int, log_level: str) ->
         for index in range(count):
             argv = worker_argv(config_path, log_level, index, count)
             workers[index] = subprocess.Popen(argv, preexec_fn=_die_with_parent)
-        port = config.server.port
-        logs.event(
-            log,
-            "workers.started",
-            count=count,
-            listen=f"{config.server.host}:{port}-{port + count - 1}",
-            pids=",".join(str(w.pid) for w in workers.values()),
-        )
+        pids = ",".join(str(w.pid) for w in workers.values())
+        logs.event(log, "workers.started", count=count, pids=pids)
         failed = _wait_all(workers, lambda: stopping)
     finally:
         for sig, handler in previous.items():
@@ -115,20 +110,3 @@ def _wait_all(workers: dict[int, subprocess.Popen[bytes]], stopping: Callable[[]
                 if other.returncode is None:
                     other.send_signal(signal.SIGTERM)
     return failed
-
-
-async def _upgrade(config: Config) -> bool:
-    """Apply the schema here, once: N workers doing it at once would race."""
-    from monitor.store import SqlStore
-
-    store = SqlStore(config.storage.url)
-    try:
-        await store.upgrade()
-    except StoreError as exc:
-        logs.event(
-            log, "store.unavailable", logging.ERROR, url=config.storage.display_url, error=str(exc)
-        )
-        return False
-    finally:
-        await store.close()
-    return True

@@ -9,6 +9,8 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -320,3 +322,19 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_a_bad_config_stops_the_workers_before_they_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("sites:\n  - {name: a, url: 'http://127.0.0.1/', interval: soon}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "-c", str(path), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"monitor: {path}:2: sites[0].interval: ")
+    assert done.stderr.count("\n") == 1  # said once, by the check before any worker
+    assert "Traceback" not in done.stderr
