@@ -48,10 +48,12 @@ class Case:
     duration: float  # seconds measured
     timeout: float  # seconds, the daemon's defaults.timeout
     repeat: int  # 1, 2, ...
+    workers: int = 1  # monitor run --workers
 
     @property
     def tag(self) -> str:
-        return f"n{self.sites}-{self.store}-i{self.interval:g}-r{self.repeat}"
+        workers = f"-w{self.workers}" if self.workers > 1 else ""
+        return f"n{self.sites}-{self.store}-i{self.interval:g}{workers}-r{self.repeat}"
 
 
 def write_config(path: Path, case: Case, target: Target, store_url: str, port: int) -> None:
@@ -104,8 +106,8 @@ class Sampler(threading.Thread):
         started = time.monotonic()
         while not self.done.wait(1.0):
             try:
-                used = procs.cpu(self.pid).total
-                rss = procs.status_kib(self.pid, "VmRSS")
+                used = procs.tree(self.pid).total
+                rss = procs.tree_kib(self.pid, "VmRSS")
             except (FileNotFoundError, ProcessLookupError):
                 return
             self.points.append((round(time.monotonic() - started, 1), round(used, 2), rss))
@@ -135,9 +137,11 @@ def run(
         env["PYTHONPATH"] += os.pathsep + str(Path(__file__).parent / "gcprobe")
         env["BENCH_GC_STATS"] = str(root / "gc.json")
     argv = [sys.executable, "-m", "monitor", "run", "-c", str(config)]
+    argv += ["--workers", str(case.workers)] if case.workers > 1 else []
     log = root / "daemon.log"
-    base = f"http://127.0.0.1:{port}"
+    pages = [f"http://127.0.0.1:{port + i}/metrics" for i in range(case.workers)]
     out: dict[str, Any] = {"case": case.tag, "sites": case.sites, "store": case.store}
+    out["workers"] = case.workers
     out |= {"interval_s": case.interval, "timeout_s": case.timeout, "repeat": case.repeat}
     out["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     proc = procs.start(argv, log, cwd=root, env=env)
@@ -145,14 +149,18 @@ def run(
     spies: list[subprocess.Popen[bytes]] = []
     try:
         out["startup_s"] = round(
-            procs.wait_http(f"{base}/healthz", proc, 120 + case.sites / 200), 1
+            max(
+                procs.wait_http(page.replace("/metrics", "/healthz"), proc, 120 + case.sites / 200)
+                for page in pages
+            ),
+            1,
         )
         sampler.start()
         _alive_sleep(proc, case.interval + 2)  # warm-up: every site has fired once
-        out["rss_peak_before_scrape_mib"] = procs.status_kib(proc.pid, "VmHWM") / 1024
-        first = scrape.fetch(f"{base}/metrics")
+        out["rss_peak_before_scrape_mib"] = procs.tree_kib(proc.pid, "VmHWM") / 1024
+        first = scrape.fetch_all(pages)
         _alive_sleep(proc, SETTLE)  # the rounds the render held up catch up
-        machine0, cpu0, t0 = procs.machine_busy(), procs.cpu(proc.pid), time.time()
+        machine0, cpu0, t0 = procs.machine_busy(), procs.tree(proc.pid), time.time()
         nginx0 = procs.tree_cpu(nginx_pid)
         db0 = procs.tree_cpu(db_pid) if db_pid else 0.0
         if profile:
@@ -160,20 +168,20 @@ def run(
                 proc.pid, profile, results / f"profile-{case.tag}", root / "spy.log"
             )
         _alive_sleep(proc, case.duration)
-        machine1, cpu1, t1 = procs.machine_busy(), procs.cpu(proc.pid), time.time()
+        machine1, cpu1, t1 = procs.machine_busy(), procs.tree(proc.pid), time.time()
         nginx1 = procs.tree_cpu(nginx_pid)
         db1 = procs.tree_cpu(db_pid) if db_pid else 0.0
-        out["rss_end_mib"] = procs.status_kib(proc.pid, "VmRSS") / 1024
+        out["rss_end_mib"] = procs.tree_kib(proc.pid, "VmRSS") / 1024
         pyspy.wait(spies, timeout=profile or 0)
         _drain(proc, store, t1, case)
         # Only now: the render holds the GIL for seconds at 10,000 sites, which would
         # make the last rounds of the window late or time out.
-        cpu_drained = procs.cpu(proc.pid)
-        last = scrape.fetch(f"{base}/metrics")
-        cpu2 = procs.cpu(proc.pid)
-        zipped = scrape.fetch(f"{base}/metrics", gzip=True)
-        cpu3 = procs.cpu(proc.pid)
-        out["rss_peak_mib"] = procs.status_kib(proc.pid, "VmHWM") / 1024
+        cpu_drained = procs.tree(proc.pid)
+        last = scrape.fetch_all(pages)
+        cpu2 = procs.tree(proc.pid)
+        zipped = scrape.fetch_all(pages, gzip=True)
+        cpu3 = procs.tree(proc.pid)
+        out["rss_peak_mib"] = procs.tree_kib(proc.pid, "VmHWM") / 1024
         sampler.done.set()
         log_before_stop = log.stat().st_size
         stopping = time.monotonic()

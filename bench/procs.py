@@ -40,14 +40,30 @@ def cpu(pid: int) -> Cpu:
     return Cpu((utime + stime) / CLK_TCK, (cutime + cstime) / CLK_TCK)
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of ``pid``, its reaped children and its live children (one level),
-    e.g. a PostgreSQL postmaster and its backends."""
-    total = cpu(pid).total
+def tree(pid: int) -> Cpu:
+    """CPU seconds of ``pid`` and its live children (one level) as ``own``, e.g. a
+    PostgreSQL postmaster and its backends, or ``monitor run --workers N``; its reaped
+    children as ``children``."""
+    top = cpu(pid)
+    own = top.own
     for child in children(pid):
         # A child that exited meanwhile: its time is now in the parent's cutime, or lost.
         with contextlib.suppress(FileNotFoundError):
-            total += cpu(child).own
+            own += cpu(child).own
+    return Cpu(own, top.children)
+
+
+def tree_cpu(pid: int) -> float:
+    return tree(pid).total
+
+
+def tree_kib(pid: int, field: str) -> int:
+    """A ``kB`` field of /proc/PID/status summed over ``pid`` and its live children: for
+    VmHWM, at most the peak the processes reached together."""
+    total = status_kib(pid, field)
+    for child in children(pid):
+        with contextlib.suppress(FileNotFoundError):
+            total += status_kib(child, field)
     return total
 
 

@@ -1,6 +1,6 @@
 """Turn benchmark results (JSON) into a short table and a plot of lag and CPU against N.
 
-Repeats of the same case (N, store, interval) are folded into their median. Run it alone to
+Repeats of the same case (N, store, interval, workers) are folded into their median. Run it alone to
 redo the table and plot from saved results:
 
     python bench/report.py bench/results/run-*.json --plot bench/results/bench.png
@@ -21,6 +21,7 @@ KEY: list[tuple[str, Any, str]] = [
     ("N", lambda r: r["sites"], "{:,.0f}"),
     ("store", lambda r: r["store"], "{}"),
     ("interval", lambda r: r["interval_s"], "{:g} s"),
+    ("workers", lambda r: r.get("workers", 1), "{}"),
 ]
 SPEED: list[tuple[str, Any, str]] = [
     ("runs", lambda r: r["runs"], "{}"),
@@ -74,13 +75,13 @@ def blackbox_ms(blackbox: list[dict[str, Any]]) -> float | None:
 
 
 def medians(runs: list[dict[str, Any]], bb_ms: float | None) -> list[dict[str, Any]]:
-    """One row per (N, store, interval): each column the median over its repeats
+    """One row per (N, store, interval, workers): each column the median over its repeats
     (profiled runs left out when there are others)."""
-    groups: dict[tuple[int, str, float], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[int, str, float, int], list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        groups[(run["sites"], run["store"], run["interval_s"])].append(run)
+        groups[(run["sites"], run["store"], run["interval_s"], run.get("workers", 1))].append(run)
     rows = []
-    for key in sorted(groups, key=lambda k: (k[1], k[2], k[0])):
+    for key in sorted(groups, key=lambda k: (k[1], k[2], k[3], k[0])):
         group = [r for r in groups[key] if not r.get("profiled")] or groups[key]
         row: dict[str, Any] = {"runs": len(group)}
         for heading, get, _ in COLUMNS:
@@ -126,14 +127,14 @@ def plot(runs: list[dict[str, Any]], bb_ms: float | None, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = medians(runs, bb_ms)
-    series: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    series: dict[tuple[str, float, int], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        series[(row["store"], row["interval"])].append(row)
+        series[(row["store"], row["interval"], row["workers"])].append(row)
     fig, (lag_ax, cpu_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for (store, interval), points in sorted(series.items()):
+    for (store, interval, workers), points in sorted(series.items()):
         points.sort(key=lambda r: r["N"])
         n = [r["N"] for r in points]
-        label = f"{store}, {interval:g} s"
+        label = f"{store}, {interval:g} s" + (f", {workers} workers" if workers > 1 else "")
         for key, style in (("lag p50 ms", ":"), ("lag p99 ms", "-"), ("lag max ms", "--")):
             values = [r[key] if r[key] is not None else math.nan for r in points]
             lag_ax.plot(n, values, style, marker="o", label=f"{key[4:7]} {label}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -66,24 +67,24 @@ def main() -> int:
             server = None
             if "postgres" in args.store:
                 server = stack.enter_context(postgres.server(root / "pg"))
-            for store in args.store:
-                for interval in args.interval:
-                    for sites in args.sites:
-                        for repeat in range(1, args.repeat + 1):
-                            one = case.Case(
-                                sites, store, interval, args.duration, args.timeout, repeat
-                            )
-                            print(f"== {one.tag}: started {time.strftime('%H:%M:%S')}", flush=True)
-                            try:
-                                result = _case(one, root, nginx, nginx_pid, server, args)
-                            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-                                # Say so and go on: a case that cannot run is a finding too.
-                                out["failed"].append({"case": one.tag, "error": str(exc)})
-                                print(f"   FAILED: {exc}", flush=True)
-                                continue
-                            out["runs"].append(result)
-                            json_path.write_text(json.dumps(out, indent=1))
-                            print(_one_line(result), flush=True)
+            plan = itertools.product(
+                args.store, args.interval, args.sites, args.workers, range(1, args.repeat + 1)
+            )
+            for store, interval, sites, workers, repeat in plan:
+                one = case.Case(
+                    sites, store, interval, args.duration, args.timeout, repeat, workers
+                )
+                print(f"== {one.tag}: started {time.strftime('%H:%M:%S')}", flush=True)
+                try:
+                    result = _case(one, root, nginx, nginx_pid, server, args)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    # Say so and go on: a case that cannot run is a finding too.
+                    out["failed"].append({"case": one.tag, "error": str(exc)})
+                    print(f"   FAILED: {exc}", flush=True)
+                    continue
+                out["runs"].append(result)
+                json_path.write_text(json.dumps(out, indent=1))
+                print(_one_line(result), flush=True)
             if args.blackbox_duration > 0 and out["runs"]:
                 _blackbox(out, root / "blackbox-2", nginx, args)
     finally:
@@ -222,6 +223,9 @@ def _parser() -> argparse.ArgumentParser:
         "--store", nargs="+", choices=["sqlite", "postgres"], default=["sqlite"], help="(sqlite)"
     )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds measured (60)")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1], help="monitor run --workers values (1)"
+    )
     parser.add_argument("--timeout", type=float, default=5.0, help="the daemon's timeout (5)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (1)")
     parser.add_argument("--nginx-workers", type=int, default=4, help="(4)")

@@ -47,6 +47,25 @@ def fetch(url: str, *, gzip: bool = False, timeout: float = 600.0) -> Scrape:
     return scrape
 
 
+def fetch_all(urls: list[str], *, gzip: bool = False) -> Scrape:
+    """Every worker's page, one after another, as one: sizes, samples and series summed,
+    the slowest render and fetch (Prometheus scrapes the workers side by side)."""
+    pages = [fetch(url, gzip=gzip) for url in urls]
+    whole = Scrape(min(p.at for p in pages), 0.0, 0.0, 0, 0)
+    for page in pages:
+        whole.first_byte_s = max(whole.first_byte_s, page.first_byte_s)
+        whole.fetch_s = max(whole.fetch_s, page.fetch_s)
+        whole.size += page.size
+        whole.samples += page.samples
+        for name, value in page.values.items():
+            whole.values[name] = whole.values.get(name, 0.0) + value
+        for name, buckets in page.buckets.items():
+            into = whole.buckets.setdefault(name, {})
+            for le, count in buckets.items():
+                into[le] = into.get(le, 0.0) + count
+    return whole
+
+
 def _parse(body: bytes, scrape: Scrape) -> None:
     checks = 0.0
     for line in body.split(b"\n"):
