@@ -12,6 +12,7 @@ from monitor import logs
 from monitor.alerts.model import Route
 from monitor.maintenance import Window, window_at
 from monitor.models import ProbeResult
+from monitor.state import State
 from monitor.tracking import Assessment, StateRecord, Tracker
 
 log = logging.getLogger("monitor.state")
@@ -87,12 +88,16 @@ class Judge:
 def _log(monitor: str, found: Assessment) -> None:
     s, diagnosis = found.step, found.diagnosis
     if s.transition is not None:
+        previous, current = s.transition.previous, s.transition.current
+        # A site first seen up is no news (100,000 such lines at start-up): debug only.
+        first_up = previous is State.UNKNOWN and current is State.UP
         logs.event(
             log,
             "state.changed",
+            logging.DEBUG if first_up else logging.INFO,
             monitor=monitor,
-            previous=s.transition.previous.value,
-            state=s.transition.current.value,
+            previous=previous.value,
+            state=current.value,
             verdict=diagnosis.verdict.value,
             cause=diagnosis.cause.value,
             summary=diagnosis.summary,

@@ -21,11 +21,12 @@ from monitor.store.tables import EVIDENCE_BODY, check_results, monitors
 from monitor.tracking import Baseline, StateRecord, Tracked
 
 # Per connection: WAL lets readers work during a write; NORMAL is durable enough with WAL;
-# busy_timeout makes a second process wait for the write lock instead of failing at once.
+# busy_timeout makes a second writer (a connection, a worker) wait for the write lock
+# instead of failing at once; a write that still fails is retried by its BatchWriter.
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=5000",
+    "PRAGMA busy_timeout=15000",
     "PRAGMA foreign_keys=ON",
 )
 
@@ -84,8 +85,7 @@ class SqlStore:
         with _translated(f"writing {len(records)} state changes"):
             async with self._engine.begin() as conn:
                 ids = await _ensure_monitors(conn, sorted({r.monitor for r in records}))
-                for record in records:
-                    await states.write_record(conn, record, ids[record.monitor])
+                await states.write_records(conn, records, ids)
         self._monitor_ids.update(ids)
 
     async def write_baselines(self, baselines: Sequence[Baseline], now: datetime) -> None:

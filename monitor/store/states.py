@@ -7,7 +7,7 @@ after a failure finds what it wrote before instead of opening a second incident.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,22 +30,31 @@ from monitor.tracking import Baseline, SeriesKey, StateRecord, Tracked
 from monitor.trends import TrendState
 
 
-async def write_record(conn: AsyncConnection, record: StateRecord, monitor_id: int) -> None:
-    """Store the state of one record and the incident change it carries."""
+async def write_records(
+    conn: AsyncConnection, records: Sequence[StateRecord], ids: dict[str, int]
+) -> None:
+    """Store the states of ``records`` (one statement for all: the first round of 100,000
+    sites makes 100,000 of them) and the incident changes they carry, in order."""
+    rows = [{"monitor_id": ids[record.monitor], **_state_values(record)} for record in records]
+    if rows:
+        values = [name for name in rows[0] if name != "monitor_id"]
+        await conn.execute(_upsert(conn, monitor_states, ["monitor_id"], values), rows)
+    for record in records:
+        if record.change is not None:
+            written = await _write_change(conn, record.change, ids[record.monitor])
+            if written is not None:
+                await _queue_alerts(conn, record, *written)
+
+
+def _state_values(record: StateRecord) -> dict[str, Any]:
     state = record.state
-    values = {
+    return {
         "state": state.state.value,
         "since": state.since,
         "flapping": state.flapping,
         "data": json.dumps(state.to_json()),
         "updated_at": record.time,
     }
-    upsert = _upsert(conn, monitor_states, ["monitor_id"], values)
-    await conn.execute(upsert, {"monitor_id": monitor_id, **values})
-    if record.change is not None:
-        written = await _write_change(conn, record.change, monitor_id)
-        if written is not None:
-            await _queue_alerts(conn, record, *written)
 
 
 async def _write_change(
@@ -156,12 +165,21 @@ def _entry_row(incident_id: int, seq: int, entry: Entry) -> dict[str, Any]:
 async def write_baselines(
     conn: AsyncConnection, baselines: Sequence[Baseline], ids: dict[str, int], now: datetime
 ) -> None:
+    """Every baseline in one statement (100,000 sites have more than that)."""
+    if not baselines:
+        return
     keys = ["monitor_id", "role", "origin", "phase"]
-    for baseline in baselines:
-        role, origin, phase = baseline.key
-        values = {"data": json.dumps(baseline.state.to_json()), "updated_at": now}
-        key = {"monitor_id": ids[baseline.monitor], "role": role, "origin": origin, "phase": phase}
-        await conn.execute(_upsert(conn, latency_baselines, keys, values), {**key, **values})
+    rows = [
+        {
+            "monitor_id": ids[baseline.monitor],
+            **dict(zip(keys[1:], baseline.key, strict=True)),
+            "data": json.dumps(baseline.state.to_json()),
+            "updated_at": now,
+        }
+        for baseline in baselines
+    ]
+    upsert = _upsert(conn, latency_baselines, keys, ["data", "updated_at"])
+    await conn.execute(upsert, rows)
 
 
 async def load_tracked(conn: AsyncConnection, names: dict[int, str]) -> dict[str, Tracked]:
@@ -193,7 +211,7 @@ def _open_incident(row: RowMapping) -> OpenIncident:
 
 
 def _upsert(
-    conn: AsyncConnection, table: Any, keys: list[str], values: dict[str, Any]
+    conn: AsyncConnection, table: Any, keys: list[str], values: Iterable[str]
 ) -> postgresql.Insert | sqlite.Insert:
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = insert(table)
