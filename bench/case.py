@@ -354,8 +354,14 @@ def _log_summary(log: Path, stopped_at: int) -> dict[str, Any]:
 
 
 def _gc_summary(path: Path, t0: float, t1: float) -> dict[str, Any]:
-    """Garbage collections that ended in [t0, t1), by generation: how many, how long."""
-    pauses = [p for p in json.loads(path.read_text()) if t0 <= p[0] < t1]
+    """Garbage collections that ended in [t0, t1), by generation: how many, how long
+    (every process's, from PATH.PID; a share of time above 1 is possible with workers)."""
+    pauses = [
+        p
+        for one in path.parent.glob(path.name + ".*")
+        for p in json.loads(one.read_text())
+        if t0 <= p[0] < t1
+    ]
     out: dict[str, Any] = {}
     for gen in (0, 1, 2):
         times = sorted(seconds for _, g, seconds, _ in pauses if g == gen)

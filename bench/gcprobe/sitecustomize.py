@@ -1,6 +1,7 @@
 """Put into the daemon by ``bench/run.py --gc-stats`` (as ``sitecustomize``, through
 PYTHONPATH): times every garbage collection and writes them, as JSON, to the file named by
-BENCH_GC_STATS when the process exits. A diagnostic only; the daemon's code is unchanged."""
+BENCH_GC_STATS plus ``.PID`` when the process exits. A diagnostic only; the daemon's code
+is unchanged."""
 
 import atexit
 import gc
@@ -22,7 +23,8 @@ if _OUT:
             _pauses.append((time.time(), info["generation"], now - _started[0], info["collected"]))
 
     def _write(path: str = _OUT) -> None:
-        with open(path, "w") as out:
+        # One file a process: with --workers the parent and each worker write their own.
+        with open(f"{path}.{os.getpid()}", "w") as out:
             json.dump(_pauses, out)
 
     gc.callbacks.append(_on_gc)
