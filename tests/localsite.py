@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
+from receivers import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -26,6 +27,27 @@ async def serve(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator[str]
         yield f"http://{host}:{runner.addresses[0][1]}/"
     finally:
         await runner.cleanup()
+
+
+def daemon_config(tmp_path: Path, body: str, listen: int | None = None) -> Path:
+    """``tmp_path/config.yaml``: SQLite in ``tmp_path``, 1 s rounds, one failure is down
+    and one success up, then ``body`` (sites, notifiers, ...)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"""
+storage:
+  url: sqlite+aiosqlite:///{tmp_path / "monitor.db"}
+server:
+  listen: 127.0.0.1:{listen or free_port()}
+defaults:
+  interval: 1s
+  timeout: 400ms
+  failure_threshold: 1
+  recovery_threshold: 1
+{body}""",
+        encoding="utf-8",
+    )
+    return path
 
 
 async def start_daemon(config: Path, log: Path, *more: str) -> asyncio.subprocess.Process:

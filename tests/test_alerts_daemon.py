@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from localsite import daemon_config as config
 from localsite import serve, start_daemon
 from receivers import Webhook, free_port, webhook
 
@@ -53,25 +54,6 @@ async def until(what: str, check: object, seconds: float = 20.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def config(tmp_path: Path, body: str, listen: int | None = None) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""
-storage:
-  url: sqlite+aiosqlite:///{tmp_path / "monitor.db"}
-server:
-  listen: 127.0.0.1:{listen or free_port()}
-defaults:
-  interval: 1s
-  timeout: 400ms
-  failure_threshold: 1
-  recovery_threshold: 1
-{body}""",
-        encoding="utf-8",
-    )
-    return path
 
 
 async def stop(daemon: asyncio.subprocess.Process) -> int:

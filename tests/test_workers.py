@@ -12,14 +12,16 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from localsite import serve, start_daemon
-from receivers import free_port, webhook
+from localsite import daemon_config, serve, start_daemon
+from receivers import Webhook, free_port, webhook
 
 from monitor.cli import main
 from monitor.config import load_config
@@ -133,17 +135,7 @@ async def _broken(_: web.Request) -> web.Response:
 def _config(tmp_path: Path, port: int, ok: str, broken: str, hook: str, extra: str = "") -> Path:
     sites = "".join(f"\n  - {{name: {n}, url: '{ok}{n}'}}" for n in OK_SITES)
     sites += "".join(f"\n  - {{name: {n}, url: '{broken}{n}'}}" for n in DOWN_SITES)
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""
-storage:
-  url: sqlite+aiosqlite:///{tmp_path / "monitor.db"}
-server:
-  listen: 127.0.0.1:{port}
-defaults:
-  interval: 1s
-  timeout: 400ms
-  failure_threshold: 1
+    body = f"""
 sites:{sites}{extra}
 notifiers:
   hook: {{url: "{hook}"}}
@@ -152,10 +144,43 @@ alerts:
 alerting:
   group_window: 100ms
   group_min: 100
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
+    return daemon_config(tmp_path, body, listen=port)
+
+
+@dataclass
+class Running:
+    """``monitor run --workers 2`` on the sites above, and what it runs against."""
+
+    daemon: asyncio.subprocess.Process
+    log: Path
+    port: int  # worker 0's; worker 1 listens on the next
+    ok: str
+    broken: str
+    hook: Webhook
+
+    def pids(self) -> list[int]:
+        """The workers' process ids, from the parent's log."""
+        found = re.search(r"event=workers.started .*pids=\"?([\d,]+)", self.log.read_text())
+        assert found is not None
+        return [int(pid) for pid in found.group(1).split(",")]
+
+
+@asynccontextmanager
+async def two_workers(tmp_path: Path) -> AsyncIterator[Running]:
+    """Two workers, every site exported by one of them before this yields."""
+    port = _two_ports()
+    async with serve(_hello) as ok, serve(_broken) as broken, webhook() as hook:
+        path = _config(tmp_path, port, ok, broken, hook.url)
+        log = tmp_path / "daemon.log"
+        daemon = await start_daemon(path, log, "--workers", "2")
+        try:
+            await _shares([port, port + 1], len(OK_SITES) + len(DOWN_SITES))
+            yield Running(daemon, log, port, ok, broken, hook)
+        finally:
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
 
 
 def _two_ports() -> int:
@@ -212,37 +237,26 @@ async def _stop(daemon: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -
 
 
 async def test_two_workers_share_the_sites_and_worker_0_pages_for_both(tmp_path: Path) -> None:
-    port = _two_ports()
-    async with serve(_hello) as ok, serve(_broken) as broken, webhook() as hook:
-        path = _config(tmp_path, port, ok, broken, hook.url)
-        log = tmp_path / "daemon.log"
-        daemon = await start_daemon(path, log, "--workers", "2")
-        try:
-            every = {*OK_SITES, *DOWN_SITES}
-            shares = await _shares([port, port + 1], len(every))
-            await hook.wait(len(DOWN_SITES))
-            await asyncio.sleep(1.5)  # a page sent twice would be in by now
-            assert await _stop(daemon) == 0
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
+    every = {*OK_SITES, *DOWN_SITES}
+    async with two_workers(tmp_path) as run:
+        shares = await _shares([run.port, run.port + 1], len(every))
+        await run.hook.wait(len(DOWN_SITES))
+        await asyncio.sleep(1.5)  # a page sent twice would be in by now
+        assert await _stop(run.daemon) == 0
+        received = run.hook.received
     assert shares[0] | shares[1] == every
     assert not shares[0] & shares[1]
     expected = [{n for n in every if owner(n, ["0", "1"]) == str(i)} for i in (0, 1)]
     assert shares == expected
-    paged = Counter(p["title"].split(":")[0].removeprefix("[DOWN] ") for p in hook.received)
+    paged = Counter(p["title"].split(":")[0].removeprefix("[DOWN] ") for p in received)
     assert paged == Counter(DOWN_SITES)  # every down site paged once, whichever worker
     assert {n for n in DOWN_SITES if n in expected[1]}  # worker 1 had some of them
     assert set(_stored_monitors(tmp_path / "monitor.db")) == every
-    text = log.read_text(encoding="utf-8")
+    text = run.log.read_text(encoding="utf-8")
     assert "event=workers.started count=2" in text
-    assert (
-        "monitor.daemon[0/2] event=daemon.stopped unfinished_rounds=0 unwritten_results=0" in text
-    )
-    assert (
-        "monitor.daemon[1/2] event=daemon.stopped unfinished_rounds=0 unwritten_results=0" in text
-    )
+    for worker in ("0/2", "1/2"):
+        stopped = "event=daemon.stopped unfinished_rounds=0 unwritten_results=0"
+        assert f"monitor.daemon[{worker}] {stopped}" in text
     assert "event=workers.stopped failed=0" in text
     assert "Traceback" not in text
 
@@ -250,32 +264,21 @@ async def test_two_workers_share_the_sites_and_worker_0_pages_for_both(tmp_path:
 async def test_sighup_reaches_every_worker_and_a_dead_worker_stops_the_set(
     tmp_path: Path,
 ) -> None:
-    port = _two_ports()
-    async with serve(_hello) as ok, serve(_broken) as broken, webhook() as hook:
-        path = _config(tmp_path, port, ok, broken, hook.url)
-        log = tmp_path / "daemon.log"
-        daemon = await start_daemon(path, log, "--workers", "2")
-        try:
-            await _shares([port, port + 1], len(OK_SITES) + len(DOWN_SITES))
-            added = "".join(f"\n  - {{name: new-{i}, url: '{ok}new'}}" for i in range(6))
-            _config(tmp_path, port, ok, broken, hook.url, extra=added)
-            daemon.send_signal(signal.SIGHUP)
-            shares = await _shares([port, port + 1], len(OK_SITES) + len(DOWN_SITES) + 6)
-            pids = re.search(r"event=workers.started .*pids=\"?([\d,]+)", log.read_text())
-            assert pids is not None
-            first, second = (int(pid) for pid in pids.group(1).split(","))
-            os.kill(second, signal.SIGKILL)
-            code = await asyncio.wait_for(daemon.wait(), timeout=15)
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
+    async with two_workers(tmp_path) as run:
+        added = "".join(f"\n  - {{name: new-{i}, url: '{run.ok}new'}}" for i in range(6))
+        _config(tmp_path, run.port, run.ok, run.broken, run.hook.url, extra=added)
+        run.daemon.send_signal(signal.SIGHUP)
+        ports = [run.port, run.port + 1]
+        shares = await _shares(ports, len(OK_SITES) + len(DOWN_SITES) + 6)
+        first, second = run.pids()
+        os.kill(second, signal.SIGKILL)
+        code = await asyncio.wait_for(run.daemon.wait(), timeout=15)
     new = {f"new-{i}" for i in range(6)}
     assert new <= shares[0] | shares[1]
     assert [share & new for share in shares] == [
         {n for n in new if owner(n, ["0", "1"]) == str(i)} for i in (0, 1)
     ]
-    text = log.read_text(encoding="utf-8")
+    text = run.log.read_text(encoding="utf-8")
     assert "monitor.daemon[0/2] event=config.reloaded monitors=" in text
     assert "monitor.daemon[1/2] event=config.reloaded monitors=" in text
     assert code == 1
@@ -286,24 +289,11 @@ async def test_sighup_reaches_every_worker_and_a_dead_worker_stops_the_set(
 
 
 async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
-    port = _two_ports()
-    async with serve(_hello) as ok, serve(_broken) as broken, webhook() as hook:
-        path = _config(tmp_path, port, ok, broken, hook.url)
-        log = tmp_path / "daemon.log"
-        daemon = await start_daemon(path, log, "--workers", "2")
-        try:
-            await _shares([port, port + 1], len(OK_SITES) + len(DOWN_SITES))
-            pids = re.search(r"event=workers.started .*pids=\"?([\d,]+)", log.read_text())
-            assert pids is not None
-            daemon.kill()
-            await daemon.wait()
-            workers = [int(pid) for pid in pids.group(1).split(",")]
-            await _until_gone(workers, 15.0)
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
-    text = log.read_text(encoding="utf-8")
+    async with two_workers(tmp_path) as run:
+        run.daemon.kill()
+        await run.daemon.wait()
+        await _until_gone(run.pids(), 15.0)
+    text = run.log.read_text(encoding="utf-8")
     assert text.count("event=daemon.stopped unfinished_rounds=0 unwritten_results=0") == 2
 
 
