@@ -213,8 +213,9 @@ def run(
     out["metrics_page"] = {
         "bytes": last.size,
         "samples": last.samples,
-        "render_s": round(last.first_byte_s, 3),
-        "fetch_s": round(last.fetch_s, 3),
+        # The page is sent while it is written: the render ends with its last byte.
+        "render_s": round(last.fetch_s, 3),
+        "first_byte_s": round(last.first_byte_s, 3),
         # The daemon's CPU while each fetch lasted: the render plus its usual probing.
         "cpu_s": round(cpu2.total - cpu_drained.total, 2),
         "gzip_bytes": zipped.size,

@@ -25,7 +25,7 @@ WANTED = (
 @dataclass(slots=True)
 class Scrape:
     at: float  # time.time() when the request was sent
-    first_byte_s: float  # request sent to headers in: the render, since the body is built first
+    first_byte_s: float  # request sent to headers in: the first piece of the page written
     fetch_s: float  # request sent to last byte in
     size: int  # bytes received
     samples: int  # sample lines on the page

@@ -57,6 +57,8 @@ class Storage:
 class Server:
     host: str
     port: int
+    # Per-site latency histograms: 45 series a site (3 phases x 15), two thirds of the page.
+    site_histograms: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,15 +150,19 @@ def _parse_storage(reader: NodeReader, node: yaml.Node) -> Storage:
 
 
 def _parse_server(reader: NodeReader, node: yaml.Node) -> Server:
-    keys = reader.mapping(node, "server", allowed=frozenset({"listen"}))
+    keys = reader.mapping(node, "server", allowed=frozenset({"listen", "site_histograms"}))
+    server = _default_server()
+    if "site_histograms" in keys:
+        histograms = reader.boolean(keys["site_histograms"], "server.site_histograms")
+        server = replace(server, site_histograms=histograms)
     if "listen" not in keys:
-        return _default_server()
+        return server
     text = reader.scalar_text(keys["listen"], "server.listen")
     host, port = config_values.split_host_port(text)
     if not host or port is None or not 0 < port < 65536:
         message = "must be host:port, e.g. 127.0.0.1:9108 or [::1]:9108"
         raise reader.error(keys["listen"], "server.listen", message)
-    return Server(host=host, port=port)
+    return replace(server, host=host, port=port)
 
 
 def _parse_defaults(reader: NodeReader, node: yaml.Node) -> _Defaults:

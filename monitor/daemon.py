@@ -96,7 +96,7 @@ async def run_daemon(
     # blackbox_exporter has no *_created series; they would only double the series count.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
-    metrics = Metrics(registry)
+    metrics = Metrics(registry, site_histograms=config.server.site_histograms)
     writer = BatchWriter(
         store.write_results,
         on_written=metrics.observe_store_write,
@@ -142,7 +142,7 @@ async def run_daemon(
         healthy = writer.healthy and states.healthy
         return Health(firing, healthy, writer.last_error or states.last_error)
 
-    web_runner = web.AppRunner(make_app(metrics.render, health), access_log=None)
+    web_runner = web.AppRunner(make_app(metrics.pages, health), access_log=None)
     await web_runner.setup()
     try:
         await web.TCPSite(web_runner, config.server.host, config.server.port).start()

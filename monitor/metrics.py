@@ -39,17 +39,27 @@ class Metrics:
     a registry of their own; per-site series live in :class:`SiteSeries`. ``registry`` gets
     one collector showing both (for ``get_sample_value``); ``/metrics`` uses :meth:`render`."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, site_histograms: bool = True) -> None:
         self.registry = registry
         self.daemon_registry = CollectorRegistry()
         self._add_daemon_series(self.daemon_registry)
-        self.sites = SiteSeries(_site_families(), LATENCY_BUCKETS)
+        families = _site_families()
+        if not site_histograms:
+            families = [family for family in families if family.kind != "histogram"]
+        self.site_histograms = site_histograms
+        self.sites = SiteSeries(families, LATENCY_BUCKETS)
         self._labels: dict[tuple[str, ...], str] = {}
         registry.register(_Both(self.daemon_registry, self.sites))
 
     def render(self) -> bytes:
         """The whole page in Prometheus' text format (version 0.0.4)."""
-        return generate_latest(self.daemon_registry) + self.sites.render().encode()
+        return b"".join(self.pages())
+
+    def pages(self) -> Iterator[bytes]:
+        """The page in pieces, for ``/metrics`` to send as they are written."""
+        yield generate_latest(self.daemon_registry)
+        for chunk in self.sites.chunks():
+            yield chunk.encode()
 
     def _text(self, *pairs: str) -> str:
         """Label text for ``name, value, name, value, ...``; built once for each set."""
@@ -165,7 +175,7 @@ class Metrics:
         for phase, seconds in result.phases.items():
             # blackbox_exporter reports a phase never reached as 0, so sums stay clean.
             site.phases[self._text("role", role, "origin", origin, "phase", phase)] = seconds or 0.0
-        if result.status is None:
+        if result.status is None or not self.site_histograms:
             return  # a refused connection's 1 ms or a timeout's limit is no site's latency
         phases = result.phases
         for phase in HISTOGRAM_PHASES:

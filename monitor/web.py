@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,15 +23,22 @@ class Health:
         return self.scheduler_firing and self.store_writing
 
 
-def make_app(render: Callable[[], bytes], health: Callable[[], Health]) -> web.Application:
-    """``render`` writes the /metrics page (``Metrics.render``)."""
+def make_app(pages: Callable[[], Iterator[bytes]], health: Callable[[], Health]) -> web.Application:
+    """``pages`` writes the /metrics page in pieces (``Metrics.pages``)."""
 
-    async def metrics(_: web.Request) -> web.Response:
-        # Ten thousand sites make a page of tens of MB: render it off the event loop, so
-        # the probes' timings wait less for it, and gzip it when asked (Prometheus asks).
-        body = await asyncio.to_thread(render)
-        response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        # 100,000 sites make a page of hundreds of MB: write each piece off the event loop,
+        # so the probes' timings wait less for it, and send it before writing the next, so
+        # the page is never held whole. Gzip it when asked (Prometheus asks).
+        written = pages()
+        piece = await asyncio.to_thread(next, written, None)
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
         response.enable_compression()
+        await response.prepare(request)
+        while piece is not None:
+            await response.write(piece)
+            piece = await asyncio.to_thread(next, written, None)
+        await response.write_eof()
         return response
 
     async def healthz(_: web.Request) -> web.Response:

@@ -113,6 +113,14 @@ def test_env_variables_are_substituted() -> None:
 def test_ipv6_listen_address() -> None:
     config = _parse("server:\n  listen: '[::1]:9200'\n" + MINIMAL)
     assert (config.server.host, config.server.port) == ("::1", 9200)
+    assert config.server.site_histograms
+
+
+@pytest.mark.parametrize("listen", ["", "  listen: 127.0.0.1:9300\n"])
+def test_site_histograms_can_be_turned_off_with_or_without_a_listen_address(listen: str) -> None:
+    config = _parse(f"server:\n{listen}  site_histograms: false\n" + MINIMAL)
+    assert not config.server.site_histograms
+    assert config.server.port == (9300 if listen else 9108)
 
 
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ async def base_url(health_box: list[Health]) -> AsyncIterator[str]:
     metrics = Metrics(registry)
     metrics.observe_probe(_result(True, Cause.OK, 200, Phases(total=0.1)))
     health: Callable[[], Health] = lambda: health_box[0]  # noqa: E731
-    async for url in _serve(make_app(metrics.render, health)):
+    async for url in _serve(make_app(metrics.pages, health)):
         yield url
 
 
@@ -109,6 +109,24 @@ async def test_metrics_endpoint_gzips_when_asked(base_url: str) -> None:
         body = await resp.read()
         assert resp.headers["Content-Encoding"] == "gzip"
     assert b"probe_success{" in gzip.decompress(body)
+
+
+async def test_a_page_of_many_pieces_arrives_whole_plain_and_gzipped() -> None:
+    metrics = Metrics(CollectorRegistry())
+    for i in range(600):  # about 30 lines a site: three pieces of 8,192 lines
+        metrics.observe_probe(
+            replace(_result(True, Cause.OK, 200, Phases(total=0.1)), monitor=f"s{i}")
+        )
+    assert len(list(metrics.pages())) >= 3
+    whole = metrics.render()
+    health = lambda: Health(True, True)  # noqa: E731
+    async for url in _serve(make_app(metrics.pages, health)):
+        async with aiohttp.ClientSession(auto_decompress=False) as session:
+            async with session.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"}) as r:
+                assert await r.read() == whole
+            async with session.get(f"{url}/metrics", headers={"Accept-Encoding": "gzip"}) as r:
+                assert r.headers["Content-Encoding"] == "gzip"
+                assert gzip.decompress(await r.read()) == whole
 
 
 @pytest.mark.parametrize(

@@ -106,3 +106,32 @@ def test_every_family_is_one_block_whatever_the_order_sites_arrive_in() -> None:
             assert base.startswith(seen[-1].removesuffix("_total")), line
     assert "monitor_latency_ratio" in seen
     assert "monitor_state" in seen
+
+
+@pytest.mark.parametrize("lines_per_chunk", [1, 7, 10_000])
+def test_the_page_in_pieces_is_the_page_cut_at_line_ends(lines_per_chunk: int) -> None:
+    metrics = Metrics(CollectorRegistry())
+    for i in range(20):
+        metrics.observe_probe(_result(f"site-{i}", 0.01 * (i + 1)))
+    whole = metrics.sites.render()
+    pieces = list(metrics.sites.chunks(lines_per_chunk))
+    assert "".join(pieces) == whole
+    assert all(piece.endswith("\n") for piece in pieces)
+    # A piece ends after the site that filled it, so all but the last hold at least as many
+    # lines as asked for, and a page longer than that comes in more than one piece.
+    assert all(piece.count("\n") >= lines_per_chunk for piece in pieces[:-1])
+    assert (len(pieces) > 1) == (whole.count("\n") > lines_per_chunk)
+
+
+def test_without_site_histograms_the_page_has_every_other_family_and_no_histogram() -> None:
+    full, lean = Metrics(CollectorRegistry()), Metrics(CollectorRegistry(), site_histograms=False)
+    for metrics in (full, lean):
+        metrics.observe_probe(_result("shop", 0.2))
+    with_histograms, without = (
+        {key: value for key, value in _samples(m).items() if ("monitor", "shop") in key[1]}
+        for m in (full, lean)
+    )
+    histogram = {key for key in with_histograms if key[0].startswith("monitor_check_duration")}
+    assert len(histogram) == 3 * 15  # connect, processing, total: 13 buckets, count, sum
+    assert without == {key: with_histograms[key] for key in with_histograms.keys() - histogram}
+    assert "monitor_check_duration_seconds" not in lean.render().decode()
