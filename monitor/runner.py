@@ -30,9 +30,16 @@ async def probe_round(
 ) -> list[ProbeResult]:
     """Run every probe of ``monitor``'s round concurrently; results in plan order."""
     planned = plan_round(monitor, time)
-    outcomes = await asyncio.gather(
-        *(run_probe(session, p.ctx, p.spec) for p in planned), return_exceptions=True
-    )
+    outcomes: list[ProbeResult | BaseException]
+    if len(planned) == 1:  # most rounds: no task to make and gather
+        try:
+            outcomes = [await run_probe(session, planned[0].ctx, planned[0].spec)]
+        except Exception as exc:  # what gather(return_exceptions=True) would hand back
+            outcomes = [exc]
+    else:
+        outcomes = await asyncio.gather(
+            *(run_probe(session, p.ctx, p.spec) for p in planned), return_exceptions=True
+        )
     results: list[ProbeResult] = []
     for probe, outcome in zip(planned, outcomes, strict=True):
         if isinstance(outcome, ProbeResult):

@@ -14,6 +14,7 @@ from yarl import URL
 
 from monitor import jsonpath
 from monitor.models import Cause, Expect, JsonExpect, StatusRange
+from monitor.probes import wire
 from monitor.probes.classify import RedirectError, Verdict, classify_exception, classify_response
 from monitor.probes.expect import Answer
 from monitor.probes.phases import Stamps
@@ -329,6 +330,46 @@ EXCEPTIONS = [
         HEADERS,
         Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server"),
         id="reset-after-connecting",
+    ),
+    # The same failures as monitor.probes.wire (the client without aiohttp) raises them.
+    pytest.param(
+        wire.ConnectFailed("127.0.0.1", 1, ConnectionRefusedError(errno.ECONNREFUSED, "refused")),
+        CONNECTING,
+        Verdict(Cause.CONNECT_REFUSED, "connection refused (127.0.0.1:1)"),
+        id="lean-refused",
+    ),
+    pytest.param(
+        wire.ConnectFailed("nowhere.test", 80, socket.gaierror(socket.EAI_NONAME, "unknown")),
+        RESOLVING,
+        Verdict(Cause.DNS_NXDOMAIN, "name not found (nowhere.test)"),
+        id="lean-nxdomain",
+    ),
+    pytest.param(
+        wire.ConnectFailed("127.0.0.1", 443, ConnectionResetError(errno.ECONNRESET, "reset")),
+        CONNECTING,
+        Verdict(Cause.TLS_HANDSHAKE, "connection reset during TLS handshake (127.0.0.1:443)"),
+        id="lean-reset-in-handshake",
+    ),
+    pytest.param(
+        wire.Disconnected(),
+        CONNECTED,
+        Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without answering"),
+        id="lean-server-hung-up",
+    ),
+    pytest.param(
+        wire.BadResponse("Expected HTTP/"),
+        CONNECTED,
+        Verdict(Cause.PROTOCOL_ERROR, "invalid HTTP response: Expected HTTP/"),
+        id="lean-not-http",
+    ),
+    pytest.param(
+        wire.BrokenBody("the server hung up before the body was complete"),
+        HEADERS,
+        Verdict(
+            Cause.PROTOCOL_ERROR,
+            "broken body: the server hung up before the body was complete",
+        ),
+        id="lean-body-cut-short",
     ),
     pytest.param(
         RedirectError("too many redirects (more than 10)"),

@@ -17,7 +17,16 @@ import trustme
 from aiohttp import web
 
 from monitor import __version__
-from monitor.models import Cause, Expect, Kind, ProbeContext, ProbeResult, Role, Site
+from monitor.models import (
+    Cause,
+    Expect,
+    Kind,
+    ProbeContext,
+    ProbeResult,
+    Role,
+    Site,
+    StatusRange,
+)
 from monitor.probes import HttpTarget, make_session, run_probe
 from monitor.probes.http import BODY_LIMIT
 
@@ -340,6 +349,104 @@ async def test_body_is_bounded(
 
     assert (result.cause, result.body_truncated) == (cause, truncated)
     assert result.body == b"x" * BODY_LIMIT
+
+
+def _answer(*parts: bytes) -> RawHandler:
+    """Send ``parts`` one write at a time, then hang up."""
+
+    async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.01)  # a separate read for the client
+
+    return send
+
+
+@pytest.mark.parametrize(
+    ("answer", "cause", "detail", "status", "body"),
+    [
+        pytest.param(
+            _answer(b"HTTP/1.1 200 OK\r\nServer: old\r\n\r\n", b"until ", b"close"),
+            Cause.OK,
+            "",
+            200,
+            b"until close",
+            id="body-ends-with-the-connection",
+        ),
+        pytest.param(
+            _answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"),
+            Cause.PROTOCOL_ERROR,
+            "broken body: the server hung up before the body was complete",
+            200,
+            b"only this",
+            id="shorter-than-its-length",
+        ),
+        pytest.param(
+            _answer(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"5\r\nhello\r\n",
+                b"6\r\n world\r\n0\r\n\r\n",
+            ),
+            Cause.OK,
+            "",
+            200,
+            b"hello world",
+            id="chunked",
+        ),
+        pytest.param(
+            _answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+            Cause.PROTOCOL_ERROR,
+            "broken body: ",
+            200,
+            b"",
+            id="bad-chunk",
+        ),
+        pytest.param(
+            _answer(
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ),
+            Cause.OK,
+            "",
+            200,
+            b"ok",
+            id="interim-100-then-200",
+        ),
+        pytest.param(
+            _answer(b"HTTP/1.1 204 No Content\r\n\r\n"),
+            Cause.OK,
+            "",
+            204,
+            b"",
+            id="no-content",
+        ),
+        pytest.param(
+            _answer(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\n", b"busy"),
+            Cause.SERVICE_UNAVAILABLE,
+            "expected status 200-299, got 503",
+            503,
+            b"busy",
+            id="503-in-two-reads",
+        ),
+    ],
+)
+async def test_answers_framed_every_way(
+    serve_raw: ServeRaw,
+    session: aiohttp.ClientSession,
+    answer: RawHandler,
+    cause: Cause,
+    detail: str,
+    status: int,
+    body: bytes,
+) -> None:
+    port = await serve_raw(answer)
+    site = _site(f"http://127.0.0.1:{port}/", expect=Expect(status=(StatusRange(200, 299),)))
+    result = await _probe(session, site)
+
+    assert (result.cause, result.status, result.body) == (cause, status, body)
+    assert result.detail.startswith(detail)
+    assert not result.body_truncated
 
 
 def _closed_port() -> int:

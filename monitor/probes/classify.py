@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from monitor.models import Cause, Expect, Kind, ProbeContext, ProbeResult
+from monitor.probes import wire
 from monitor.probes.expect import Answer, unmet
 from monitor.probes.phases import Stamps
 from monitor.signatures import identify, is_maintenance
@@ -106,9 +107,12 @@ def _failed_status(answer: Answer, detail: str, names: tuple[str, ...]) -> Verdi
 
 
 def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdict:
-    """Translate what aiohttp raised into a cause, using ``stamps`` to see how far it got."""
-    root = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
-    where = f" ({exc.host}:{exc.port})" if isinstance(exc, aiohttp.ClientConnectorError) else ""
+    """Translate what the HTTP client raised (aiohttp, or :mod:`monitor.probes.wire`) into
+    a cause, using ``stamps`` to see how far it got."""
+    root: Exception = exc
+    where = ""
+    if isinstance(exc, aiohttp.ClientConnectorError | wire.ConnectFailed):
+        root, where = exc.os_error, f" ({exc.host}:{exc.port})"
     connected = stamps.connect_end is not None
     if isinstance(root, RedirectError):
         return Verdict(Cause.PROTOCOL_ERROR, str(root))
@@ -132,11 +136,13 @@ def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdic
         if not connected:
             return Verdict(Cause.TLS_HANDSHAKE, f"connection reset during TLS handshake{where}")
         return Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server")
-    if isinstance(root, aiohttp.ServerDisconnectedError):
+    if isinstance(root, aiohttp.ServerDisconnectedError | wire.Disconnected):
         return Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without answering")
     if isinstance(root, aiohttp.ClientResponseError):
         return Verdict(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {one_line(root.message)}")
-    if isinstance(root, aiohttp.ClientPayloadError):
+    if isinstance(root, wire.BadResponse):
+        return Verdict(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {one_line(root)}")
+    if isinstance(root, aiohttp.ClientPayloadError | wire.BrokenBody):
         return Verdict(Cause.PROTOCOL_ERROR, f"broken body: {one_line(root)}")
     # Anything else from the socket: the network if we never got a connection, else the
     # conversation with the server broke.
@@ -163,7 +169,7 @@ def _certificate(error: ssl.SSLCertVerificationError) -> Verdict:
 
 
 def _dns(error: socket.gaierror, exc: Exception) -> Verdict:
-    host = exc.host if isinstance(exc, aiohttp.ClientConnectorError) else "?"
+    host = exc.host if isinstance(exc, aiohttp.ClientConnectorError | wire.ConnectFailed) else "?"
     if error.errno in (socket.EAI_NONAME, socket.EAI_NODATA):
         return Verdict(Cause.DNS_NXDOMAIN, f"name not found ({host})")
     return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {one_line(error)} ({host})")

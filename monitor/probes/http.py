@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from time import perf_counter
 
 import aiohttp
@@ -28,11 +31,21 @@ from monitor.models import (
     ProbeContext,
     ProbeResult,
 )
+from monitor.probes import wire
 from monitor.probes.classify import RedirectError, Verdict, classify_exception, classify_response
 from monitor.probes.expect import Answer
 from monitor.probes.phases import Stamps, to_phases
-from monitor.probes.session import PeerResponse, Recorder, make_session, resolving, tls_contexts
+from monitor.probes.session import (
+    USER_AGENT,
+    PeerResponse,
+    Recorder,
+    dialer,
+    make_session,
+    resolving,
+    tls_contexts,
+)
 from monitor.probes.tlsnames import TlsContexts
+from monitor.probes.wire import Request, encode_head
 
 __all__ = ["BODY_LIMIT", "KEPT_HEADERS", "HttpTarget", "make_session", "probe"]
 
@@ -57,6 +70,7 @@ KEPT_HEADERS = (
 )
 """Response headers that tell who answered (CDN, cache, proxy, origin); others are dropped."""
 
+_KEPT_RANK = {name.lower(): rank for rank, name in enumerate(KEPT_HEADERS)}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -111,12 +125,12 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTar
 def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
     site, origin = target.site, target.origin
     if origin is None:
-        return _Plan(URL(site.url), site.request, site.expect, None, site.url)
+        return _Plan(_url(site.url), site.request, site.expect, None, site.url)
     if origin.url is not None:
         # A health endpoint answers differently from the site's page: ask it plainly.
-        return _Plan(URL(origin.url), HttpRequest(), Expect(), None, origin.url)
+        return _Plan(_url(origin.url), HttpRequest(), Expect(), None, origin.url)
     assert origin.address is not None  # config allows exactly one of url and address
-    url = URL(site.url)
+    url = _url(site.url)
     assert url.port is not None  # config accepts only http and https URLs
     host, port = _address(origin.address, url.port)
     verify: ssl.SSLContext | bool = origin.tls_verify  # False: no verification at all
@@ -136,7 +150,14 @@ async def _run(
             await _fetch(session, plan, rec)
     except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
         raise  # a bad configured URL is not the target's failure
-    except (aiohttp.ClientError, OSError, RedirectError) as exc:
+    except (
+        aiohttp.ClientError,
+        OSError,
+        RedirectError,
+        wire.BadResponse,
+        wire.Disconnected,
+        wire.BrokenBody,
+    ) as exc:
         verdict = classify_exception(exc, rec.stamps, ctx.timeout)
         return verdict, to_phases(rec.stamps, perf_counter())
     phases = to_phases(rec.stamps, perf_counter())
@@ -180,9 +201,28 @@ async def _send(
     rec: Recorder,
 ) -> tuple[int, str] | None:
     """One request. A redirect to follow comes back as (status, Location); any other
-    answer is kept in ``rec``."""
+    answer is kept in ``rec``. Without a proxy it goes without aiohttp's client
+    (:mod:`monitor.probes.wire`)."""
+    if plan.request.proxy is not None:
+        return await _send_via_proxy(session, plan, url, method, body, rec)
+    with _fetchable(url, rec):
+        request = _lean_request(plan, url, method, body, tls_contexts(session))
+    follow = _REDIRECTS if plan.request.follow_redirects else frozenset()
+    redirect = await dialer(session).exchange(request, rec, BODY_LIMIT, follow)
+    return None if redirect is None else (redirect.status, redirect.location)
+
+
+async def _send_via_proxy(
+    session: aiohttp.ClientSession,
+    plan: _Plan,
+    url: URL,
+    method: str,
+    body: str | None,
+    rec: Recorder,
+) -> tuple[int, str] | None:
+    """:func:`_send` through ``plan.request.proxy``, with aiohttp's client."""
     request_url, headers, server_hostname, verify = _route(plan, url)
-    try:
+    with _fetchable(url, rec):
         response = await session.request(
             method,
             request_url,
@@ -194,10 +234,6 @@ async def _send(
             allow_redirects=False,
             trace_request_ctx=rec,
         )
-    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
-        if rec.redirects == 0:
-            raise
-        raise RedirectError(f"redirect to a URL that cannot be fetched: {url}") from exc
     async with response:
         location = response.headers.get("Location")
         follow = plan.request.follow_redirects and response.status in _REDIRECTS
@@ -208,8 +244,59 @@ async def _send(
         if isinstance(response, PeerResponse):
             rec.peer = response.peer
         await _read_body(response.content, rec)
-        rec.stamps = replace(rec.stamps, body_done=perf_counter())
+        rec.stamps.body_done = perf_counter()
     return None
+
+
+@contextmanager
+def _fetchable(url: URL, rec: Recorder) -> Iterator[None]:
+    """A URL no client can fetch is our bug (the config's) when it is the first one asked,
+    and the site's when a redirect led there."""
+    try:
+        yield
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+        if rec.redirects == 0:
+            raise
+        raise RedirectError(f"redirect to a URL that cannot be fetched: {url}") from exc
+
+
+def _lean_request(
+    plan: _Plan, url: URL, method: str, body: str | None, contexts: TlsContexts
+) -> Request:
+    if url.scheme not in ("http", "https"):
+        raise aiohttp.NonHttpUrlClientError(url)
+    request_url, headers, server_hostname, verify = _route(plan, url)
+    host, port = request_url.raw_host, request_url.port
+    if not host or port is None:
+        raise aiohttp.InvalidURL(url)
+    data = None if body is None else body.encode()
+    sent = [("Host", headers.get("Host") or url.host_port_subcomponent or host)]
+    sent.append(("User-Agent", headers.get("User-Agent", USER_AGENT)))
+    sent.append(("Accept", headers.get("Accept", "*/*")))
+    if data is not None and "Content-Type" not in headers:
+        sent.append(("Content-Type", "application/octet-stream"))
+    skip = {"host", "user-agent", "accept"}
+    sent.extend((name, value) for name, value in headers.items() if name.lower() not in skip)
+    tls: ssl.SSLContext | None = None
+    if url.scheme == "https":
+        tls = verify if isinstance(verify, ssl.SSLContext) else None
+        if tls is None:
+            tls = contexts.verified if verify else contexts.unverified
+    return Request(
+        head=encode_head(method, request_url.raw_path_qs or "/", sent, data),
+        body=data,
+        host=host,
+        port=port,
+        tls=tls,
+        server_name=(server_hostname or url.raw_host or host).rstrip("."),
+        is_head=method == "HEAD",
+    )
+
+
+@lru_cache(maxsize=1 << 17)
+def _url(text: str) -> URL:
+    """A configured URL, parsed once (yarl takes ~20 µs to parse one; this is a check's)."""
+    return URL(text)
 
 
 def _route(
@@ -269,12 +356,13 @@ async def _read_body(content: aiohttp.StreamReader, rec: Recorder) -> None:
 
 
 def _kept_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (name, value)
-        for name in KEPT_HEADERS
-        for key, value in headers
-        if key.lower() == name.lower()
-    )
+    """The headers named in ``KEPT_HEADERS``, in its order (repeats in arrival order)."""
+    found: dict[int, list[tuple[str, str]]] = {}
+    for name, value in headers:
+        rank = _KEPT_RANK.get(name.lower())
+        if rank is not None:
+            found.setdefault(rank, []).append((KEPT_HEADERS[rank], value))
+    return tuple(pair for rank in sorted(found) for pair in found[rank])
 
 
 def _described(plan: _Plan, rec: Recorder) -> str:

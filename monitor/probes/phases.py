@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from monitor.models import Phases
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stamps:
-    """When one request reached each point; ``None`` for a point never reached.
+    """When one request reached each point; ``None`` for a point never reached. Mutable:
+    the HTTP client stamps each point as it passes it (a ``replace`` each cost 4 µs).
 
     aiohttp's connection-create span encloses the DNS lookup, so ``dns_*`` fall between
     ``connect_start`` and ``connect_end``. ``queued_*`` is time spent waiting for a free

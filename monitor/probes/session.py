@@ -11,20 +11,29 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from time import perf_counter
 from types import SimpleNamespace
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.connector import Connection
-from yarl import URL
 
 from monitor import __version__
 from monitor.models import IpVersion
-from monitor.probes.phases import Stamps
+from monitor.probes.record import Peer, Recorder
 from monitor.probes.tlsnames import TlsContexts, not_after
+from monitor.probes.wire import Dialer
+
+__all__ = [
+    "Peer",
+    "PeerResponse",
+    "Recorder",
+    "dialer",
+    "make_session",
+    "resolving",
+    "tls_contexts",
+]
 
 USER_AGENT = f"monitor/{__version__}"
 
@@ -61,10 +70,19 @@ def make_session(
 
 def tls_contexts(session: aiohttp.ClientSession) -> TlsContexts:
     """The SSL contexts of a session made by :func:`make_session`."""
+    return _connector(session).tls
+
+
+def dialer(session: aiohttp.ClientSession) -> Dialer:
+    """What opens the connections of requests that go without aiohttp (no proxy)."""
+    return _connector(session).dialer
+
+
+def _connector(session: aiohttp.ClientSession) -> _Connector:
     connector = session.connector
     if not isinstance(connector, _Connector):
         raise TypeError("HTTP probes need a session made by make_session()")
-    return connector.tls
+    return connector
 
 
 @contextmanager
@@ -82,12 +100,14 @@ class _Connector(aiohttp.TCPConnector):
 
     def __init__(self, *, limit: int, resolver: AbstractResolver) -> None:
         self.tls = TlsContexts()
+        family_resolver = _FamilyResolver(resolver)
+        self.dialer = Dialer(family_resolver, limit)  # requests without a proxy
         super().__init__(
-            limit=limit,
+            limit=limit,  # requests through a proxy
             ssl=self.tls.verified,
             force_close=True,  # a fresh connection per check, so connect time is real
             use_dns_cache=False,  # and so is resolve time
-            resolver=_FamilyResolver(resolver),
+            resolver=family_resolver,
         )
 
 
@@ -109,16 +129,6 @@ class _FamilyResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """Who answered: the address connected to, and the TLS session if there was one."""
-
-    ip: str | None = None
-    port: int | None = None
-    tls_version: str | None = None
-    cert_not_after: datetime | None = None
 
 
 class PeerResponse(aiohttp.ClientResponse):
@@ -143,21 +153,6 @@ class PeerResponse(aiohttp.ClientResponse):
         return await super().start(connection)
 
 
-@dataclass(slots=True)
-class Recorder:
-    """What one probe has seen so far. Mutable on purpose: filled in as it goes, so a
-    failure halfway still reports the stamps, status and body it got."""
-
-    stamps: Stamps
-    url: URL | None = None  # asked last
-    redirects: int = 0  # followed so far
-    status: int | None = None
-    headers: tuple[tuple[str, str], ...] = ()  # all of them, as received
-    peer: Peer = Peer()
-    body: bytes = b""
-    body_truncated: bool = False
-
-
 def _trace_config() -> aiohttp.TraceConfig:
     config = aiohttp.TraceConfig()
     config.on_connection_queued_start.append(_stamp("queued_start"))
@@ -174,7 +169,7 @@ def _stamp(field: str) -> _Hook:
     async def hook(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
         rec = ctx.trace_request_ctx
         if isinstance(rec, Recorder):
-            rec.stamps = replace(rec.stamps, **{field: perf_counter()})
+            setattr(rec.stamps, field, perf_counter())
 
     return hook
 

@@ -26,7 +26,18 @@ class TlsContexts:
 
     def __init__(self) -> None:
         self.verified = ssl.create_default_context()
+        self._unverified: ssl.SSLContext | None = None
         self._by_name: dict[str, ssl.SSLContext] = {}
+
+    @property
+    def unverified(self) -> ssl.SSLContext:
+        """A context that accepts any certificate (``tls_verify: false``)."""
+        if self._unverified is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self._unverified = context
+        return self._unverified
 
     def verifying(self, name: str) -> ssl.SSLContext:
         """A context that accepts a trusted certificate valid for ``name``, whatever the SNI."""
