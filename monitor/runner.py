@@ -110,10 +110,13 @@ class Runner:
     def _record(self, result: ProbeResult) -> None:
         self._sink.submit(result)
         self._metrics.observe_probe(result)
+        level = logging.INFO if not result.ok else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return  # a passing check at the default level: not even the fields are built
         logs.event(
             log,
             "check.finished",
-            logging.INFO if not result.ok else logging.DEBUG,
+            level,
             monitor=result.monitor,
             role=result.role.value,
             origin=result.origin,
