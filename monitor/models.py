@@ -222,8 +222,8 @@ Monitor = Site | Check
 class Phases:
     """Seconds spent in each phase; ``None`` for a phase never reached or not measurable.
 
-    ``connect`` includes the TLS handshake: aiohttp does not report where one ends and
-    the other begins, so ``tls`` stays ``None`` for HTTP probes.
+    ``connect`` includes the TLS handshake (the HTTP client makes the connection ready in
+    one step), so ``tls`` stays ``None`` for HTTP probes; the TLS check times it alone.
     """
 
     resolve: float | None = None
