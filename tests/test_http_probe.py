@@ -449,6 +449,28 @@ async def test_answers_framed_every_way(
     assert not result.body_truncated
 
 
+async def test_a_body_past_the_limit_is_truncated_even_when_it_all_came_at_once(
+    serve_raw: ServeRaw, session: aiohttp.ClientSession
+) -> None:
+    whole = b"x" * (BODY_LIMIT + 100)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(whole)
+    port = await serve_raw(_answer(head + whole))
+    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+
+    assert (result.cause, result.body_truncated) == (Cause.OK, True)
+    assert result.body == whole[:BODY_LIMIT]
+
+
+async def test_switching_protocols_is_an_answer_not_an_interim_one(
+    serve_raw: ServeRaw, session: aiohttp.ClientSession
+) -> None:
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
+    port = await serve_raw(_answer(upgrade + b"\r\n\r\n"))
+    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+
+    assert (result.ok, result.status, result.cause) == (False, 101, Cause.UNEXPECTED_STATUS)
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

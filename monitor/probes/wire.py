@@ -251,7 +251,7 @@ class _Answer(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
-        if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
+        if 100 <= status < 200 and status != 101:  # interim (100 Continue): the real one follows
             self._headers.clear()
             return
         headers = tuple(self._headers)
@@ -273,6 +273,8 @@ class _Answer(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         room = self._limit - len(self._body)
+        if len(body) > room:
+            self._rec.body_truncated = True  # bytes beyond the limit are dropped
         if room > 0:
             self._body += body[:room]
             self._rec.body = bytes(self._body)
