@@ -70,6 +70,14 @@ async def _answer(request: web.Request) -> web.StreamResponse:
         return web.json_response(STATUS, headers={"X-Cache": "HIT", "Age": "12"})
     if path == "/slow":
         await asyncio.sleep(0.3)
+    if path == "/moved":
+        return web.Response(status=301, text="MOVED PERMANENTLY!!", headers={"Location": "/empty"})
+    if path == "/empty":
+        return web.Response(text="")
+    if path == "/gzipped":  # whatever the request accepts, as some servers do
+        response = web.Response(text="Welcome to the shop, " * 200)
+        response.enable_compression(force=web.ContentCoding.gzip)
+        return response
     return web.Response(text="Welcome to the shop")
 
 
@@ -256,6 +264,49 @@ async def test_redirects(
     assert result.target == url + redirects.format(port=port)
     followed = re.search(r", (\d+) redirects? to ", redirects)
     assert result.redirects == (int(followed.group(1)) if followed else 0)
+
+
+async def test_a_redirects_own_body_is_not_the_answer(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    port = await serve()
+    result = await _probe(session, f"http://127.0.0.1:{port}/moved", FOLLOW)
+    assert (result.status, result.redirects, result.body) == (200, 1, b"")
+
+
+@pytest.mark.parametrize(
+    ("request_", "asked"),
+    [
+        pytest.param(PLAIN, "gzip, deflate", id="asked-as-browsers-ask"),
+        pytest.param(
+            HttpRequest(headers=(("Accept-Encoding", "identity"),)), "identity", id="sent-anyway"
+        ),
+    ],
+)
+async def test_a_gzipped_body_is_judged_decompressed(
+    serve: Serve,
+    session: aiohttp.ClientSession,
+    seen: list[Seen],
+    request_: HttpRequest,
+    asked: str,
+) -> None:
+    port = await serve()
+    url = f"http://127.0.0.1:{port}/gzipped"
+    result = await _probe(session, url, request_, Expect(body_contains="shop, Welcome"))
+
+    assert (result.ok, result.body) == (True, b"Welcome to the shop, " * 200)
+    assert seen[0].headers["Accept-Encoding"] == asked
+
+
+async def test_a_header_value_beyond_latin_1_is_sent_as_utf_8(
+    serve: Serve, session: aiohttp.ClientSession, seen: list[Seen]
+) -> None:
+    port = await serve()
+    request = HttpRequest(headers=(("X-Note", "prix en €uro"),))
+    result = await _probe(session, f"http://127.0.0.1:{port}/", request)
+
+    assert result.ok
+    assert seen[0].headers["X-Note"] == "prix en €uro"
 
 
 @pytest.mark.parametrize(

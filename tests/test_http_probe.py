@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
+from test_http_origins import LocalNames
 
 from monitor import __version__
 from monitor.models import (
@@ -594,3 +595,28 @@ async def test_a_url_aiohttp_cannot_fetch_is_our_bug_and_raises(
 ) -> None:
     with pytest.raises(aiohttp.NonHttpUrlClientError):
         await _probe(session, _site("ftp://127.0.0.1/"))
+
+
+async def test_a_name_with_one_address_failing_tls_is_checked_on_the_next(
+    serve: Serve,
+    serve_raw: ServeRaw,
+    ca: trustme.CA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As aiohttp did: a node of a name whose handshake breaks is left for the next one."""
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    port = await serve(_hello, ssl_context=_server_context(ca, "site.test"))
+    broken = await asyncio.start_server(
+        lambda _, writer: writer.transport.abort(), "127.0.0.2", port
+    )
+    names = LocalNames({"site.test": ("127.0.0.2", "127.0.0.1")})
+    try:
+        async with make_session(resolver=names) as session:
+            result = await _probe(session, _site(f"https://site.test:{port}/"))
+    finally:
+        broken.close()
+        await broken.wait_closed()
+
+    assert (result.cause, result.peer_ip, result.body) == (Cause.OK, "127.0.0.1", b"hello")

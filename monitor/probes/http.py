@@ -273,9 +273,11 @@ def _lean_request(
     sent = [("Host", headers.get("Host") or url.host_port_subcomponent or host)]
     sent.append(("User-Agent", headers.get("User-Agent", USER_AGENT)))
     sent.append(("Accept", headers.get("Accept", "*/*")))
+    # As browsers (and aiohttp) ask: a CDN may keep a plain copy apart, or not at all.
+    sent.append(("Accept-Encoding", headers.get("Accept-Encoding", "gzip, deflate")))
     if data is not None and "Content-Type" not in headers:
         sent.append(("Content-Type", "application/octet-stream"))
-    skip = {"host", "user-agent", "accept"}
+    skip = {"host", "user-agent", "accept", "accept-encoding"}
     sent.extend((name, value) for name, value in headers.items() if name.lower() not in skip)
     tls: ssl.SSLContext | None = None
     if url.scheme == "https":
@@ -293,7 +295,7 @@ def _lean_request(
     )
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 20)  # more than any config's URLs: a miss a check would cost
 def _url(text: str) -> URL:
     """A configured URL, parsed once (yarl takes ~20 µs to parse one; this is a check's)."""
     return URL(text)

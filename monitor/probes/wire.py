@@ -20,6 +20,7 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +35,9 @@ from monitor.probes.tlsnames import not_after
 
 HAPPY_EYEBALLS_DELAY = 0.25
 """Seconds before the next address is tried while one still connects (aiohttp's value)."""
+
+# What zlib needs to read each Content-Encoding aiohttp asks for (and we ask for too).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 # Answers that never have a body, whatever their headers say (RFC 9112, 6.3).
 _NO_BODY = frozenset({204, 304})
@@ -90,7 +94,7 @@ def encode_head(
     text = "\r\n".join(lines) + "\r\n\r\n"
     if any(c in value for _, value in headers for c in "\r\n\0"):
         raise ValueError("a header value holds a line break or NUL")  # config should have said
-    return text.encode("latin-1")
+    return text.encode()  # UTF-8, as aiohttp sends header values
 
 
 class Dialer:
@@ -118,15 +122,24 @@ class Dialer:
     ) -> Redirect | None:
         loop = asyncio.get_running_loop()
         answer = _Answer(loop, rec, limit, follow, request.is_head)
-        transport = await self._connect(loop, request, answer, rec)
+        try:
+            transport = await self._connect(loop, request, answer, rec)
+        except BaseException:
+            answer.done.cancel()  # a connection closed while cut off reports to no one
+            raise
+        answered = False
         try:
             transport.write(request.head + (request.body or b""))
-            return await answer.done
+            redirect = await answer.done
+            answered = True
+            return redirect
         finally:
-            if request.tls is None:
+            if answered and request.tls is None:
                 transport.close()
             else:
-                transport.abort()  # no close_notify exchange to wait for (aiohttp does the same)
+                # Failed, cut off by the time limit, or TLS (no close_notify exchange to wait
+                # for, as aiohttp does): a request a server never read must not keep it open.
+                transport.abort()
 
     async def _connect(
         self, loop: asyncio.AbstractEventLoop, request: Request, answer: _Answer, rec: Recorder
@@ -147,12 +160,7 @@ class Dialer:
                     server_hostname=server_name,
                 )
             else:
-                sock = await aiohappyeyeballs.start_connection(
-                    infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1
-                )
-                transport, _ = await loop.create_connection(
-                    lambda: answer, sock=sock, ssl=request.tls, server_hostname=server_name
-                )
+                transport = await _first_ready(loop, infos, answer, request.tls, server_name)
         except OSError as exc:
             raise ConnectFailed(host, port, exc) from exc
         rec.stamps.connect_end = perf_counter()
@@ -185,6 +193,33 @@ class Dialer:
         ]
 
 
+async def _first_ready(
+    loop: asyncio.AbstractEventLoop,
+    infos: list[aiohappyeyeballs.AddrInfoType],
+    answer: _Answer,
+    tls: ssl.SSLContext | None,
+    server_name: str | None,
+) -> asyncio.Transport:
+    """A connection to one of several addresses, raced as aiohttp does; an address whose
+    TLS handshake fails is dropped and the others are tried (one bad node of a name)."""
+    left = list(infos)
+    while True:
+        sock = await aiohappyeyeballs.start_connection(
+            left, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1
+        )
+        peer = sock.getpeername()
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: answer, sock=sock, ssl=tls, server_hostname=server_name
+            )
+        except OSError:
+            left = [info for info in left if info[4][:2] != peer[:2]]
+            if not left:
+                raise
+            continue
+        return transport
+
+
 class _Answer(asyncio.Protocol):
     """Parses one answer into the recorder as it arrives; ``done`` resolves when it is in
     (or fails when it cannot be)."""
@@ -208,6 +243,7 @@ class _Answer(asyncio.Protocol):
         self._until_close = False  # the body runs until the server hangs up
         self._body = bytearray()
         self._in_body = False
+        self._inflate: zlib._Decompress | None = None  # a gzip or deflate body
 
     # -- transport events
 
@@ -268,16 +304,35 @@ class _Answer(asyncio.Protocol):
             self._finish(None)
             return
         self._in_body = True
-        names = {n.lower() for n, _ in headers}
+        names = {n.lower(): v for n, v in headers}
         self._until_close = "content-length" not in names and "transfer-encoding" not in names
+        coding = names.get("content-encoding", "").strip().lower()
+        if coding in _WBITS:
+            self._inflate = zlib.decompressobj(_WBITS[coding])
 
     def on_body(self, body: bytes) -> None:
+        if self.done.done():
+            return  # a redirect's body, or a broken one: not this answer's
+        if len(self._body) >= self._limit:
+            self._rec.body_truncated = True  # bytes beyond the limit are dropped
+            return
+        if self._inflate is not None:
+            body = self._inflated(body)
         room = self._limit - len(self._body)
         if len(body) > room:
-            self._rec.body_truncated = True  # bytes beyond the limit are dropped
-        if room > 0:
-            self._body += body[:room]
-            self._rec.body = bytes(self._body)
+            self._rec.body_truncated = True
+        self._body += body[:room]
+        self._rec.body = bytes(self._body)
+
+    def _inflated(self, body: bytes) -> bytes:
+        """Decompressed, never more than the room left plus one byte (so a zip bomb stays
+        small, and the extra byte tells that the body was cut)."""
+        assert self._inflate is not None
+        try:
+            return self._inflate.decompress(body, self._limit - len(self._body) + 1)
+        except zlib.error as exc:
+            self._fail(BrokenBody(f"cannot decompress the body: {exc}"))
+            return b""
 
     def on_message_complete(self) -> None:
         if self._status:  # not an interim answer's end
