@@ -472,6 +472,16 @@ async def test_switching_protocols_is_an_answer_not_an_interim_one(
     assert (result.ok, result.status, result.cause) == (False, 101, Cause.UNEXPECTED_STATUS)
 
 
+async def test_response_headers_are_read_as_utf_8(
+    serve_raw: ServeRaw, session: aiohttp.ClientSession
+) -> None:
+    head = "HTTP/1.1 503 Service Unavailable\r\nServer: café\r\nContent-Length: 0\r\n\r\n"
+    port = await serve_raw(_answer(head.encode()))
+    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+
+    assert (result.status, ("Server", "café") in result.headers) == (503, True)
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -283,7 +283,10 @@ class _Answer(asyncio.Protocol):
     # -- parser callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        # As aiohttp reads them: UTF-8, and bytes that are not kept as escapes for the store.
+        self._headers.append(
+            (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+        )
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
