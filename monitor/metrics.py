@@ -37,7 +37,7 @@ HISTOGRAM_PHASES = ("connect", "processing", "total")
 class Metrics:
     """Every series the daemon exports. Daemon-wide series are prometheus_client objects on
     a registry of their own; per-site series live in :class:`SiteSeries`. ``registry`` gets
-    one collector showing both (for ``get_sample_value``); ``/metrics`` uses :meth:`render`."""
+    one collector showing both (for ``get_sample_value``); ``/metrics`` sends :meth:`pages`."""
 
     def __init__(self, registry: CollectorRegistry, *, site_histograms: bool = True) -> None:
         self.registry = registry

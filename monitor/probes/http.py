@@ -72,6 +72,8 @@ KEPT_HEADERS = (
 
 _KEPT_RANK = {name.lower(): rank for rank, name in enumerate(KEPT_HEADERS)}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Headers the lean request writes first, each the configured value or our default.
+_SENT_FIRST = frozenset({"host", "user-agent", "accept", "accept-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +279,7 @@ def _lean_request(
     sent.append(("Accept-Encoding", headers.get("Accept-Encoding", "gzip, deflate")))
     if data is not None and "Content-Type" not in headers:
         sent.append(("Content-Type", "application/octet-stream"))
-    skip = {"host", "user-agent", "accept", "accept-encoding"}
-    sent.extend((name, value) for name, value in headers.items() if name.lower() not in skip)
+    sent.extend((name, value) for name, value in headers.items() if name.lower() not in _SENT_FIRST)
     tls: ssl.SSLContext | None = None
     if url.scheme == "https":
         tls = verify if isinstance(verify, ssl.SSLContext) else None

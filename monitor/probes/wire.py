@@ -239,7 +239,6 @@ class _Answer(asyncio.Protocol):
         self._is_head = is_head
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[str, str]] = []
-        self._status = 0
         self._until_close = False  # the body runs until the server hangs up
         self._body = bytearray()
         self._in_body = False
@@ -299,7 +298,6 @@ class _Answer(asyncio.Protocol):
             if location is not None:
                 self._finish(Redirect(status, location))
                 return
-        self._status = status
         rec = self._rec
         rec.status, rec.headers = status, headers
         rec.stamps.headers = perf_counter()
@@ -338,7 +336,7 @@ class _Answer(asyncio.Protocol):
             return b""
 
     def on_message_complete(self) -> None:
-        if self._status:  # not an interim answer's end
+        if self._in_body:  # not an interim answer's end (nor one finished at its headers)
             self._finish(None)
 
     # --
