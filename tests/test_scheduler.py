@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 import pytest
@@ -11,8 +12,10 @@ from prometheus_client import CollectorRegistry
 from monitor.metrics import Metrics
 from monitor.models import Monitor, Site
 from monitor.scheduler import (
+    BEAT,
     CheckScheduler,
     Grid,
+    by_beat,
     misfire_grace,
     missed_between,
     planned_time,
@@ -76,9 +79,12 @@ async def test_real_scheduler_fires_every_site_on_its_grid() -> None:
         Site(name=f"s{i}", url="http://127.0.0.1/", interval=1.0, timeout=0.5) for i in range(3)
     ]
     fired: Counter[str] = Counter()
+    lags: list[float] = []
 
     async def run_round(monitor: Monitor) -> None:
         fired[monitor.name] += 1
+        now = time.time()
+        lags.append(now - planned_time(now, start_offset(monitor.name, 1.0), 1.0))
 
     registry = CollectorRegistry()
     scheduler = CheckScheduler(sites, run_round, Metrics(registry))
@@ -94,6 +100,33 @@ async def test_real_scheduler_fires_every_site_on_its_grid() -> None:
     lag_count = registry.get_sample_value("monitor_scheduler_lag_seconds_count")
     assert lag_count == sum(fired.values())
     assert scheduler.firing_recently()
+    # Never early; late by a beat at most, plus what a busy test machine adds.
+    assert all(0.0 <= lag < BEAT + 0.25 for lag in lags), lags
+
+
+@pytest.mark.parametrize(
+    ("times", "beat", "expected"),
+    [
+        ([], 0.05, {}),
+        ([0.05], 0.05, {1: [0.05]}),  # on a beat: fired on it, not one later
+        ([0.051], 0.05, {2: [0.051]}),  # just after one: the next
+        ([0.01, 0.02, 0.049], 0.05, {1: [0.01, 0.02, 0.049]}),  # together, in order
+        ([0.049, 0.051, 0.1, 0.1001], 0.05, {1: [0.049], 2: [0.051, 0.1], 3: [0.1001]}),
+        (
+            [1_790_000_000.012, 1_790_000_000.06],
+            0.05,
+            {35_800_000_001: [1_790_000_000.012], 35_800_000_002: [1_790_000_000.06]},
+        ),
+        ([0.3, 0.2], 0.1, {3: [0.3], 2: [0.2]}),
+    ],
+)
+def test_points_fire_on_the_first_beat_at_or_after_them(
+    times: list[float], beat: float, expected: dict[int, list[float]]
+) -> None:
+    beats = by_beat(((t, f"m{i}", 60.0) for i, t in enumerate(times)), beat)
+    assert {index: [p[0] for p in points] for index, points in beats.items()} == expected
+    for index, points in beats.items():
+        assert all((index - 1) * beat < p[0] <= index * beat + 1e-9 for p in points)
 
 
 GRID = {"a": (0.5, 10.0), "b": (9.5, 10.0), "c": (2.0, 60.0)}
