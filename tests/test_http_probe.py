@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -149,6 +150,33 @@ async def test_healthy_site_is_ok_with_every_phase_timed(
     assert all(value is not None and value >= 0 for value in timed)
     assert 0 < phases.total < 1
     assert sum(value or 0.0 for value in timed) <= phases.total
+
+
+@pytest.mark.parametrize("status", [200, 503])
+async def test_a_check_leaves_no_reference_cycles_to_the_garbage_collector(
+    serve: Serve, session: aiohttp.ClientSession, status: int
+) -> None:
+    # A check's objects must die by reference counts: cycles among them cost a busy
+    # daemon more collector time than the checks themselves (README, Performance).
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(status=status, text="shop")
+
+    port = await serve(answer)
+    site = _site(f"http://127.0.0.1:{port}/")
+    await _probe(session, site)  # what is made once (caches, the session's parts)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        results = [await _probe(session, site) for _ in range(20)]
+        gc.collect()
+        ours = [o for o in gc.garbage if type(o).__module__.startswith("monitor.")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert [r.status for r in results] == [status] * 20
+    assert ours == []
 
 
 async def test_localhost_is_resolved_and_timed(
