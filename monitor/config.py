@@ -32,6 +32,8 @@ from monitor.tracking import Tracking
 from monitor.yamlnodes import NodeReader, compose
 
 DEFAULT_STORAGE_URL = "sqlite+aiosqlite:///monitor.db"
+DEFAULT_BEAT = 0.05  # seconds: runs start on multiples of this (monitor.scheduler)
+MAX_BEAT = 1.0
 DEFAULT_LISTEN = "127.0.0.1:9108"
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0
@@ -59,6 +61,8 @@ class Server:
     port: int
     # Per-site latency histograms: 45 series a site (3 phases x 15), two thirds of the page.
     site_histograms: bool = True
+    # Runs start on multiples of this many seconds (0: each at its own grid point).
+    beat: float = DEFAULT_BEAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +154,14 @@ def _parse_storage(reader: NodeReader, node: yaml.Node) -> Storage:
 
 
 def _parse_server(reader: NodeReader, node: yaml.Node) -> Server:
-    keys = reader.mapping(node, "server", allowed=frozenset({"listen", "site_histograms"}))
+    allowed = frozenset({"listen", "site_histograms", "beat"})
+    keys = reader.mapping(node, "server", allowed=allowed)
     server = _default_server()
     if "site_histograms" in keys:
         histograms = reader.boolean(keys["site_histograms"], "server.site_histograms")
         server = replace(server, site_histograms=histograms)
+    if "beat" in keys:
+        server = replace(server, beat=_beat(reader, keys["beat"]))
     if "listen" not in keys:
         return server
     text = reader.scalar_text(keys["listen"], "server.listen")
@@ -163,6 +170,17 @@ def _parse_server(reader: NodeReader, node: yaml.Node) -> Server:
         message = "must be host:port, e.g. 127.0.0.1:9108 or [::1]:9108"
         raise reader.error(keys["listen"], "server.listen", message)
     return replace(server, host=host, port=port)
+
+
+def _beat(reader: NodeReader, node: yaml.Node) -> float:
+    """``server.beat``: a duration up to MAX_BEAT, or 0 to start each run on its own."""
+    if isinstance(node, yaml.ScalarNode) and node.value.strip() in ("0", "0s", "0ms"):
+        return 0.0
+    beat = reader.duration(node, "server.beat")
+    if beat > MAX_BEAT:
+        message = f"must be at most {MAX_BEAT:g}s (a run starts up to one beat late), or 0"
+        raise reader.error(node, "server.beat", message)
+    return beat
 
 
 def _parse_defaults(reader: NodeReader, node: yaml.Node) -> _Defaults:

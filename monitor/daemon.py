@@ -139,7 +139,7 @@ async def run_daemon(
     judge = Judge(tracker, config.maintenance, states, metrics, config.alerts.routes)
     session = make_session()
     runner = Runner(session, writer, metrics, judge)
-    scheduler = CheckScheduler(config.monitors, runner.run_round, metrics)
+    scheduler = CheckScheduler(config.monitors, runner.run_round, metrics, beat=config.server.beat)
 
     def health() -> Health:
         firing = scheduler.running and scheduler.firing_recently()

@@ -10,8 +10,9 @@ two seconds and arms event-loop timers for them. APScheduler's own per-job machi
 (a job store kept sorted, datetimes, an executor, events) cost 80-240 µs a run and was a
 quarter of a check's CPU with thousands of monitors; a loop timer costs a few µs.
 
-Points are fired on a beat: every point is fired on the first multiple of BEAT seconds
-at or after it, one timer for all the points of a beat. A point is late by less than a
+Points are fired on a beat (``server.beat``, BEAT by default; 0 fires each on its own):
+every point is fired on the first multiple of the beat at or after it, one timer for all
+the points of a beat. A point is late by less than a
 beat by design, never early. With many monitors this lets one wake-up of the loop start
 tens of checks whose answers then arrive together, instead of one wake-up per check; at
 100,000 sites it cut the CPU of a check by about a quarter (README, Performance). What
@@ -33,6 +34,7 @@ from datetime import UTC
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.config import DEFAULT_BEAT
 from monitor.metrics import Metrics
 from monitor.models import Monitor
 
@@ -64,7 +66,7 @@ def misfire_grace(interval: float) -> int:
 
 TICK = 1.0  # seconds between two plannings
 HORIZON = 2.0  # each planning arms the timers of this many seconds ahead (more than TICK)
-BEAT = 0.05  # seconds: points due within one beat are fired together at its end
+BEAT = DEFAULT_BEAT  # seconds: points due within one beat are fired together at its end
 
 
 Point = tuple[float, str, float]  # (planned time, monitor name, its interval then)
@@ -106,8 +108,15 @@ class Grid:
 class CheckScheduler:
     """Fires ``run_round(monitor)`` for every monitor on its grid, measuring lag and misses."""
 
-    def __init__(self, monitors: Sequence[Monitor], run_round: RunRound, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        monitors: Sequence[Monitor],
+        run_round: RunRound,
+        metrics: Metrics,
+        beat: float = BEAT,
+    ) -> None:
         self._run_round = run_round
+        self._beat = beat
         self._metrics = metrics
         self.monitors: dict[str, Monitor] = {}
         self._offsets: dict[str, tuple[float, float]] = {}
@@ -154,8 +163,12 @@ class CheckScheduler:
         end = now + HORIZON
         offsets = self._offsets
         due = ((planned, name, offsets[name][1]) for planned, name in self._grid.due(start, end))
-        for index, points in by_beat(due, BEAT).items():
-            loop.call_at(index * BEAT + then, self._fire_beat, points)
+        if self._beat > 0:
+            for index, points in by_beat(due, self._beat).items():
+                loop.call_at(index * self._beat + then, self._fire_beat, points)
+        else:
+            for planned, name, interval in due:
+                loop.call_at(planned + then, self._fire, name, planned, interval)
         self._planned_until = end
 
     def _fire_beat(self, points: list[Point]) -> None:

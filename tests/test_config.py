@@ -116,6 +116,35 @@ def test_ipv6_listen_address() -> None:
     assert config.server.site_histograms
 
 
+@pytest.mark.parametrize(
+    ("server", "beat"),
+    [
+        ("", 0.05),  # the default
+        ("server:\n  beat: 20ms\n", 0.02),
+        ("server:\n  beat: 1s\n", 1.0),
+        ("server:\n  beat: 0\n", 0.0),  # each run at its own grid point
+        ("server:\n  beat: 0s\n", 0.0),
+        ("server:\n  listen: 127.0.0.1:9300\n  beat: 100ms\n", 0.1),
+    ],
+)
+def test_beat(server: str, beat: float) -> None:
+    assert _parse(server + MINIMAL).server.beat == beat
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2s", "server.beat: must be at most 1s (a run starts up to one beat late), or 0"),
+        ("-50ms", "server.beat: '-50ms' is not a duration"),
+        ("often", "server.beat: "),
+    ],
+)
+def test_bad_beat_is_refused_with_its_line(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _parse(f"server:\n  beat: {value}\n" + MINIMAL)
+    assert str(caught.value).startswith(f"config.yaml:2: {message}")
+
+
 @pytest.mark.parametrize("listen", ["", "  listen: 127.0.0.1:9300\n"])
 def test_site_histograms_can_be_turned_off_with_or_without_a_listen_address(listen: str) -> None:
     config = _parse(f"server:\n{listen}  site_histograms: false\n" + MINIMAL)
