@@ -223,11 +223,8 @@ class _ResultInsert:
             dialect=dialect, column_keys=list(_RESULT_COLUMNS)
         )
         self.sql = str(compiled)
-        where = {name: i for i, name in enumerate(_RESULT_COLUMNS)}
-        order = [where[name] for name in compiled.positiontup or ()]
-        if sorted(order) != list(range(len(_RESULT_COLUMNS))):
+        if tuple(compiled.positiontup or ()) != _RESULT_COLUMNS:  # _values' order is the SQL's
             raise StoreError(f"unexpected INSERT parameters for {dialect.name}: {self.sql}")
-        self._order = None if order == sorted(order) else order
         self._processors = [
             (i, process)
             for i, name in enumerate(_RESULT_COLUMNS)
@@ -241,9 +238,7 @@ class _ResultInsert:
                 values[i] = process(values[i])
             except (ValueError, TypeError) as exc:  # as SQLAlchemy reports a bad value
                 raise StatementError(str(exc), None, None, exc) from exc
-        if self._order is None:
-            return tuple(values)
-        return tuple(values[i] for i in self._order)
+        return tuple(values)
 
 
 def _bind_processor(column: str, dialect: Dialect) -> Callable[[Any], Any] | None:
