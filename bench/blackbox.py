@@ -1,21 +1,31 @@
 """The yardstick: Debian's prometheus-blackbox-exporter probing the same nginx target.
 
 The exporter runs as a process of its own with GOMAXPROCS=1 and an ``http_2xx`` module on
-127.0.0.1; ``wrk`` (a separate process, whose CPU is not counted) asks its ``/probe``
-endpoint at a fixed concurrency for the sites' URLs in turn. Its CPU per probe is the
-CPU seconds it used (from /proc) over the probes wrk saw answered.
+127.0.0.1. Its CPU per probe is the CPU seconds it used (from /proc) over the probes
+answered, measured two ways:
+
+- ``measure``: ``wrk`` (a separate process, whose CPU is not counted) asks its ``/probe``
+  endpoint at a fixed concurrency for the sites' URLs in turn, as fast as it answers;
+- ``measure_paced``: the harness asks at a fixed rate, the rate a daemon case checks at
+  (N sites / interval), on kept-alive connections, each request at its own time whether
+  or not earlier ones were answered (as Prometheus scrapes). At low rates each probe
+  wakes an idle process, and costs it more than under full load.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import procs
 from targets import Target
 
@@ -78,6 +88,7 @@ class BlackboxResult:
     cpu_s: float
     cpu_ms_per_probe: float
     cores_used: float
+    paced_rate: float | None = None  # probes asked for a second (measure_paced); else wrk
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,18 +97,47 @@ class BlackboxResult:
 def measure(
     root: Path, target: Target, sites: int, *, duration: float, concurrency: int
 ) -> BlackboxResult:
-    """Run the exporter, warm it up for 3 s, then drive it for ``duration`` seconds."""
+    """Run the exporter, warm it up for 3 s, then drive it with wrk for ``duration`` s."""
     root.mkdir(parents=True, exist_ok=True)
+    paths = ",\n".join(f'  "{path}"' for path in _probe_paths(target, sites))
+    script = root / "probe.lua"
+    script.write_text(WRK_SCRIPT.format(paths=paths))
+    with _exporter(root) as (base, pid):
+        _wrk(base, script, 3.0, concurrency)  # warm-up: connections, GC heap, caches
+        before, started = procs.cpu(pid), time.monotonic()
+        probes, failed = _wrk(base, script, duration, concurrency)
+        after, elapsed = procs.cpu(pid), time.monotonic() - started
+    return _result(concurrency, elapsed, probes, failed, after.total - before.total)
+
+
+def measure_paced(
+    root: Path, target: Target, sites: int, *, duration: float, rate: float
+) -> BlackboxResult:
+    """Run the exporter, ask it ``rate`` probes a second for 3 s to warm it up, then for
+    ``duration`` seconds measured."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths = _probe_paths(target, sites)
+    with _exporter(root) as (base, pid):
+        asyncio.run(_paced(base, paths, rate, 3.0))
+        before, started = procs.cpu(pid), time.monotonic()
+        probes, failed = asyncio.run(_paced(base, paths, rate, duration))
+        after, elapsed = procs.cpu(pid), time.monotonic() - started
+    return _result(0, elapsed, probes, failed, after.total - before.total, rate)
+
+
+def _probe_paths(target: Target, sites: int) -> list[str]:
+    """The exporter's /probe paths for up to MAX_TARGETS of the sites, spread over all."""
+    count = min(sites, MAX_TARGETS)
+    step = max(1, sites // count)
+    return [f"/probe?module=http_2xx&target={target.site(i * step)[1]}" for i in range(count)]
+
+
+@contextmanager
+def _exporter(root: Path) -> Iterator[tuple[str, int]]:
+    """The exporter running on a free port: (its base URL, its pid)."""
     config = root / "blackbox.yml"
     config.write_text(CONFIG)
     port = procs.free_port()
-    count = min(sites, MAX_TARGETS)
-    step = max(1, sites // count)
-    paths = ",\n".join(
-        f'  "/probe?module=http_2xx&target={target.site(i * step)[1]}"' for i in range(count)
-    )
-    script = root / "probe.lua"
-    script.write_text(WRK_SCRIPT.format(paths=paths))
     env = {**os.environ, "GOMAXPROCS": "1"}
     argv = [
         EXPORTER,
@@ -109,13 +149,19 @@ def measure(
     try:
         base = f"http://127.0.0.1:{port}"
         procs.wait_http(f"{base}/metrics", proc, timeout=30)
-        _wrk(base, script, 3.0, concurrency)  # warm-up: connections, GC heap, caches
-        before, started = procs.cpu(proc.pid), time.monotonic()
-        probes, failed = _wrk(base, script, duration, concurrency)
-        after, elapsed = procs.cpu(proc.pid), time.monotonic() - started
+        yield base, proc.pid
     finally:
         procs.stop(proc)
-    used = after.total - before.total
+
+
+def _result(
+    concurrency: int,
+    elapsed: float,
+    probes: int,
+    failed: int,
+    used: float,
+    rate: float | None = None,
+) -> BlackboxResult:
     return BlackboxResult(
         version=_version(),
         concurrency=concurrency,
@@ -126,7 +172,35 @@ def measure(
         cpu_s=round(used, 2),
         cpu_ms_per_probe=round(used / probes * 1000, 4) if probes else float("nan"),
         cores_used=round(used / elapsed, 3),
+        paced_rate=rate,
     )
+
+
+async def _paced(base: str, paths: list[str], rate: float, duration: float) -> tuple[int, int]:
+    """Ask for ``paths`` in turn, request i at i / ``rate`` seconds from the start, for
+    ``duration`` seconds; return (answers, answers that were not a successful probe)."""
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=256)
+    timeout = aiohttp.ClientTimeout(total=10.0)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
+
+        async def probe(path: str) -> bool:
+            try:
+                async with session.get(path) as response:
+                    body = await response.text()
+            except (aiohttp.ClientError, TimeoutError):
+                return False
+            return response.status == 200 and "probe_success 1" in body
+
+        start = loop.time()
+        asked = []
+        for i in range(max(1, round(duration * rate))):
+            wait = start + i / rate - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            asked.append(asyncio.create_task(probe(paths[i % len(paths)])))
+        answers = await asyncio.gather(*asked)
+    return len(answers), answers.count(False)
 
 
 def _wrk(base: str, script: Path, duration: float, concurrency: int) -> tuple[int, int]:

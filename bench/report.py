@@ -33,7 +33,9 @@ SPEED: list[tuple[str, Any, str]] = [
     ("missed (db)", lambda r: r["missed_runs_db"], "{:,.0f}"),
     ("missed (metric)", lambda r: r["missed_runs_metric"], "{:,.0f}"),
     ("CPU s/1k checks", lambda r: r["cpu_s_per_1000_checks"], "{:.2f}"),
-    ("x blackbox", lambda r: r.get("x_blackbox"), "{:.1f}"),
+    ("x blackbox", lambda r: r.get("x_blackbox"), "{:.2f}"),
+    ("blackbox same rate ms", lambda r: r["blackbox_same_rate"]["cpu_ms_per_probe"], "{:.3f}"),
+    ("x blackbox same rate", lambda r: r["x_blackbox_same_rate"], "{:.2f}"),
     ("daemon cores", lambda r: r["daemon_cores"], "{:.2f}"),
     ("machine busy cores", lambda r: r["machine_busy_cores"], "{:.2f}"),
     ("probe time p99 ms", lambda r: r["probe_total_ms"]["p99"], "{:,.1f}"),
@@ -138,9 +140,14 @@ def plot(runs: list[dict[str, Any]], bb_ms: float | None, path: Path) -> None:
         for key, style in (("lag p50 ms", ":"), ("lag p99 ms", "-"), ("lag max ms", "--")):
             values = [r[key] if r[key] is not None else math.nan for r in points]
             lag_ax.plot(n, values, style, marker="o", label=f"{key[4:7]} {label}")
-        cpu_ax.plot(n, [r["CPU s/1k checks"] for r in points], marker="o", label=label)
+        line = cpu_ax.plot(n, [r["CPU s/1k checks"] for r in points], marker="o", label=label)
+        paced = [r["blackbox same rate ms"] for r in points]
+        if any(v is not None for v in paced):
+            values = [v if v is not None else math.nan for v in paced]
+            color = line[0].get_color()
+            cpu_ax.plot(n, values, ":", marker="x", color=color, label=f"blackbox, {label} rate")
     if bb_ms:
-        cpu_ax.axhline(bb_ms, color="grey", linestyle="--", label="blackbox_exporter")
+        cpu_ax.axhline(bb_ms, color="grey", linestyle="--", label="blackbox_exporter, wrk")
     lag_ax.set(xscale="log", yscale="log", xlabel="sites (N)", ylabel="scheduler lag, ms")
     lag_ax.set_title("Lag: fire time minus planned time (stored rounds)")
     cpu_ax.set(xscale="log", xlabel="sites (N)", ylabel="daemon CPU s per 1,000 checks")
@@ -165,6 +172,14 @@ def render(runs: list[dict[str, Any]], blackbox: list[dict[str, Any]]) -> str:
             f"{b['failed']} failed, {b['cpu_ms_per_probe']:.3f} ms CPU per probe, "
             f"{b['cores_used']:.2f} cores"
         )
+    for run in runs:
+        paced = run.get("blackbox_same_rate")
+        if paced:
+            lines.append(
+                f"blackbox_exporter at {run['case']}'s rate ({paced['paced_rate']:g}/s): "
+                f"{paced['probes']:,} probes in {paced['duration_s']:.0f} s, "
+                f"{paced['failed']} failed, {paced['cpu_ms_per_probe']:.3f} ms CPU per probe"
+            )
     if bb_ms:
         lines.append(f"blackbox median: {bb_ms:.3f} ms CPU per probe")
     return "\n".join(lines)

@@ -82,6 +82,7 @@ def main() -> int:
                     out["failed"].append({"case": one.tag, "error": str(exc)})
                     print(f"   FAILED: {exc}", flush=True)
                     continue
+                _blackbox_same_rate(result, root / f"{one.tag}-blackbox", nginx, args)
                 out["runs"].append(result)
                 json_path.write_text(json.dumps(out, indent=1))
                 print(_one_line(result), flush=True)
@@ -154,6 +155,28 @@ def _blackbox(
     out["blackbox"].append(result)
     print(
         f"   {result['cpu_ms_per_probe']} ms CPU per probe, {result['probes_per_s']}/s", flush=True
+    )
+
+
+def _blackbox_same_rate(
+    result: dict[str, Any], root: Path, nginx: targets.Target, args: argparse.Namespace
+) -> None:
+    """The exporter asked at the case's planned rate: its CPU per probe there, and ours
+    beside it, in ``result``."""
+    if args.paced_duration <= 0:
+        return
+    rate = result["checks_per_s_planned"]
+    print(f"   blackbox_exporter at {rate:g} probes/s for {args.paced_duration:g} s", flush=True)
+    paced = blackbox.measure_paced(
+        root, nginx, result["sites"], duration=args.paced_duration, rate=rate
+    ).to_json()
+    result["blackbox_same_rate"] = paced
+    ours, theirs = result["cpu_s_per_1000_checks"], paced["cpu_ms_per_probe"]
+    result["x_blackbox_same_rate"] = round(ours / theirs, 3) if theirs and ours else None
+    print(
+        f"   {theirs} ms CPU per probe ({paced['failed']} failed); ours "
+        f"{result['x_blackbox_same_rate']}x that",
+        flush=True,
     )
 
 
@@ -236,6 +259,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds, before and after (20; 0: skip)",
     )
     parser.add_argument("--blackbox-concurrency", type=int, default=8, help="wrk -c (8)")
+    parser.add_argument(
+        "--paced-duration",
+        type=float,
+        default=30.0,
+        help="seconds of blackbox_exporter asked at each case's rate, after it (30; 0: skip)",
+    )
     parser.add_argument(
         "--profile",
         type=float,

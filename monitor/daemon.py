@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from monitor import logs
 from monitor.alerts import selfcheck
 from monitor.alerts.apprise_send import Channels
-from monitor.alerts.delivery import Delivery
+from monitor.alerts.delivery import LOOK_ALONE, POLL, Delivery
 from monitor.alerts.outbox import Outbox
 from monitor.config import Config
 from monitor.errors import NotifyError, StoreError
@@ -123,6 +123,7 @@ async def run_daemon(
         lambda name: _failing(tracker, name),
         vitals,
         who="" if shard.whole else f"worker {shard.label}",
+        look_every=LOOK_ALONE if shard.whole else POLL,
     )
 
     async def write_states(records: Sequence[StateRecord]) -> None:

@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from monitor.alerts import selfcheck
 from monitor.alerts.apprise_send import Channels
-from monitor.alerts.delivery import Delivery
+from monitor.alerts.delivery import Delivery, next_look
 from monitor.alerts.model import AlertSettings, Event, Notifier, Route
-from monitor.alerts.outbox import DueAlert, Outbox, Settle
+from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle
 from monitor.alerts.routing import routed
 from monitor.diagnose import Diagnosis, Layer, Verdict
 from monitor.errors import StoreError
@@ -521,3 +521,63 @@ async def test_a_worker_without_the_outbox_sends_only_its_own_alerts_named(
     [payload] = hook.received
     assert payload["title"] == "[SELF] the monitor cannot write to its store (worker 1/2)"
     assert await statuses(store) == [("hook", "down", 0, "pending")]
+
+
+@pytest.mark.parametrize(
+    ("outlook", "expected"),
+    [
+        (Outlook(0, False, None), T0 + MIN),  # empty: only the safety look
+        (Outlook(1, False, T0 + 10 * SEC), T0 + 10 * SEC),  # a retry or an escalation
+        (Outlook(1, False, T0 + 10 * MIN), T0 + MIN),  # a reminder: the safety look first
+        (Outlook(2, False, T0 - SEC), T0 - SEC),  # due (being sent): every pass
+        (Outlook(1, True, T0 + 10 * MIN), T0),  # held: the canary may answer any pass
+        (Outlook(1, True, None), T0),
+    ],
+)
+def test_when_the_outbox_is_read_next(outlook: Outlook, expected: datetime) -> None:
+    assert next_look(T0, outlook, every=60.0) == expected
+
+
+class CountingOutbox(Outbox):
+    """Counts the reads of due rows."""
+
+    reads = 0
+
+    async def due(self, now: datetime, *, with_held: bool, limit: int = 500) -> list[DueAlert]:
+        self.reads += 1
+        return await super().due(now, with_held=with_held, limit=limit)
+
+
+async def test_an_idle_worker_reads_the_outbox_when_woken_not_every_second(
+    store: SqlStore,
+) -> None:
+    """Alone, the worker reads the outbox once, then only when woken (the store wrote
+    alerts) or when a row falls due; it still passes every second for the self-check."""
+    routes = [Route(notify=("hook",))]
+    async with webhook() as hook:
+        alerting = settings({"hook": hook.url}, routes, group_window=1.0)
+        outbox = CountingOutbox(store)
+        channels = Channels(alerting.notifiers, alerting.timeout)
+        checked: list[datetime] = []
+
+        def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
+            checked.append(now)
+            return selfcheck.Vitals(now, True, None, 0.0, pending)
+
+        delivery = Delivery(outbox, channels, alerting, Metrics(), vitals=vitals, look_every=60)
+        delivery.start()
+        try:
+            await asyncio.sleep(3.5)
+            assert outbox.reads == 1
+            assert len(checked) >= 3
+            await store.write_states([down("shop", datetime.now(UTC), routes)])
+            delivery.wake()
+            for _ in range(100):
+                if hook.received:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await delivery.close(5.0)
+    assert outbox.reads >= 2
+    [payload] = hook.received
+    assert "shop" in payload["title"]

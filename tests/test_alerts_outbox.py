@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from monitor.alerts.model import Event, Route
-from monitor.alerts.outbox import Outbox, Settle, Status
+from monitor.alerts.outbox import Outbox, Outlook, Settle, Status
 from monitor.alerts.routing import Told, routed
 from monitor.diagnose import Diagnosis, Layer, Verdict
 from monitor.incidents import Entry, IncidentChange, OpenIncident
@@ -93,7 +93,8 @@ async def test_due_rows_and_escalation_then_sent_once_with_a_reminder(store: Sql
         ("chat", Event.REMINDER, 1),
     ]
     assert reminders[1].facts.time == T0 + 30 * MIN
-    assert await outbox.pending() == 2
+    # the pager's first page (due at T0 + 10 min, now past) and the chat's next reminder
+    assert await outbox.outlook() == Outlook(2, False, T0 + 10 * MIN)
     again = Settle(reminders[1].id, Status.SENT, T0 + 30 * MIN, reminder_at=T0 + 60 * MIN)
     await outbox.settle([again])
     assert ("chat", "reminder", 2, "pending") in await rows(store)
@@ -109,7 +110,7 @@ async def test_a_retry_waits_its_backoff_and_counts_attempts(store: SqlStore) ->
     [again] = await outbox.due(T0 + 5 * SEC, with_held=False)
     assert again.alert.attempts == 1
     await outbox.settle([Settle(due.alert.id, Status.FAILED, T0 + MIN, "gave up")])
-    assert await outbox.pending() == 1  # the pager's row, not yet due
+    assert await outbox.outlook() == Outlook(1, False, T0 + 10 * MIN)  # the pager's row
 
 
 async def test_a_recovery_waits_for_the_problem_alert_and_knows_if_it_was_told(
@@ -140,3 +141,6 @@ async def test_a_recovery_waits_for_the_problem_alert_and_knows_if_it_was_told(
     assert ("pager", Event.DOWN) not in after
     held = await outbox.due(T0 + 15 * MIN, with_held=True)
     assert [d.held for d in held if d.alert.event is Event.DOWN] == [True]
+    outlook = await outbox.outlook()
+    assert (outlook.open, outlook.held) == (3, True)  # two recoveries pending, a page held
+    assert outlook.next_try_at == min(d.alert.due_at for d in after.values())

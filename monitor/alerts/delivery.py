@@ -1,7 +1,10 @@
 """The delivery worker: sends the outbox's due alerts through Apprise and settles each row.
 
-One task wakes every second (and at once after the store wrote alerts), reads the due
-rows, decides their fate (``routing.disposition``), composes messages (``content.compose``:
+One task wakes every second (and at once after the store wrote alerts or a send
+ended) to check the daemon's own health, and reads the outbox when it may hold work: when
+woken, when its earliest pending row falls due, while rows are held, and besides every
+``look_every`` seconds (every second when other processes write the outbox too). It reads
+the due rows, decides their fate (``routing.disposition``), composes messages (``content.compose``:
 grouped in a storm, held while the canary fails), applies each notifier's rate limit and
 hands the messages to that notifier's *lane*: a task that sends them one after another and
 marks each message's rows sent (or due again later, with backoff) the moment its send
@@ -31,13 +34,16 @@ from monitor.alerts import content, routing, selfcheck
 from monitor.alerts.apprise_send import Channels
 from monitor.alerts.lanes import Lanes, Send
 from monitor.alerts.model import AlertSettings, Event, Message, PendingAlert
-from monitor.alerts.outbox import DueAlert, Outbox, Settle, Status
+from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle, Status
 from monitor.alerts.ratelimit import RateLimit
 from monitor.errors import NotifyError, StoreError
 
 log = logging.getLogger("monitor.alerts")
 
-POLL = 1.0  # seconds between looks at the outbox when nothing wakes the worker
+POLL = 1.0  # seconds between passes when nothing wakes the worker
+# Seconds between looks at an outbox no other process writes, when nothing is due sooner.
+# Looking costs two queries; every second it was a third of an idle daemon's CPU.
+LOOK_ALONE = 60.0
 FIRST_RETRY = 5.0  # seconds after the first failed send; doubling, up to ...
 MAX_RETRY = 600.0
 
@@ -45,6 +51,18 @@ MAX_RETRY = 600.0
 def retry_delay(attempts: int) -> float:
     """Seconds to wait after ``attempts`` failed sends: 5, 10, 20, ... up to 10 min."""
     return min(FIRST_RETRY * 2.0 ** min(attempts - 1, 10), MAX_RETRY)
+
+
+def next_look(now: datetime, outlook: Outlook, every: float) -> datetime:
+    """When the outbox must be read again if nothing wakes the worker: when its earliest
+    pending row falls due, at once while rows are held (the canary may be well again by
+    the next pass), and at the latest ``every`` seconds after ``now``."""
+    if outlook.held:
+        return now
+    latest = now + timedelta(seconds=every)
+    if outlook.next_try_at is None:
+        return latest
+    return min(latest, outlook.next_try_at)
 
 
 class AlertMetrics(Protocol):
@@ -84,9 +102,14 @@ class Delivery:
         failing: Callable[[str], bool] = lambda _: False,
         vitals: Vitals | None = None,
         who: str = "",
+        look_every: float = POLL,
     ) -> None:
         """Without an ``outbox`` only the daemon's own alerts are sent (a worker other
-        than the one that delivers); ``who`` ends their titles (e.g. "worker 1/2")."""
+        than the one that delivers); ``who`` ends their titles (e.g. "worker 1/2").
+        ``look_every``: the longest time between two reads of the outbox; POLL when
+        other processes write it, since nothing wakes this worker for their rows."""
+        self._look_every = look_every
+        self._next_look = datetime.min.replace(tzinfo=UTC)
         self._outbox = outbox
         self._who = who
         self._channels = channels
@@ -135,9 +158,11 @@ class Delivery:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), POLL)
+            woken = self._woken.is_set()
             self._woken.clear()
+            now = datetime.now(UTC)
             try:
-                await self.run_once(datetime.now(UTC))
+                await self.run_once(now, look=woken or now >= self._next_look)
             except StoreError as exc:
                 error = str(exc)
             except Exception as exc:  # our bug: keep the worker (and the outbox) alive
@@ -151,13 +176,14 @@ class Delivery:
             logs.event(log, "alerts.store_failed", logging.WARNING, error=error, retry_in=delay)
             await asyncio.sleep(delay)
 
-    async def run_once(self, now: datetime) -> None:
-        """One pass at ``now``: self alerts, then the due rows of the outbox. Sends start
-        in lanes and settle when they return (``idle`` waits for them)."""
+    async def run_once(self, now: datetime, look: bool = True) -> None:
+        """One pass at ``now``: self alerts, then (with ``look``) the due rows of the
+        outbox. Sends start in lanes and settle when they return (``idle`` waits)."""
         self._check_self(now)
         self._dispatch_direct(now)
-        if self._outbox is None:
+        if self._outbox is None or not look:
             return
+        self._next_look = now  # until this look succeeds, every pass looks
         await self._flush()
         canary = self._settings.canary is not None and self._failing(self._settings.canary)
         if not canary:
@@ -172,7 +198,9 @@ class Delivery:
         settled += [Settle(i, Status.HELD, now) for i in composed.held]
         await self._settle(settled, {d.alert.id: d.alert for d in due})
         self._dispatch(composed.messages, {d.alert.id: d.alert for d in due}, now)
-        self._pending = await self._outbox.pending()
+        outlook = await self._outbox.outlook()
+        self._pending = outlook.open
+        self._next_look = next_look(now, outlook, self._look_every)
         self._metrics.set_outbox_pending(self._pending)
 
     async def idle(self) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, func, or_, select, update
+from sqlalchemy import RowMapping, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -49,6 +49,15 @@ class DueAlert:
     closed_at: datetime | None  # when its incident closed
     still_down: bool  # its monitor's state is down
     told: Told  # for a recovery: what the notifier heard of the problem
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """The unsettled rows at a glance."""
+
+    open: int  # pending or held
+    held: bool  # some are held back by the canary
+    next_try_at: datetime | None  # the earliest pending row's; None without pending rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +103,18 @@ class Outbox:
             for one in settled:
                 await _settle(conn, one)
 
-    async def pending(self) -> int:
-        """Rows not settled yet (pending or held)."""
-        query = select(func.count()).where(alert_outbox.c.status.in_(_OPEN))
+    async def outlook(self) -> Outlook:
+        """How many rows are unsettled, whether any is held, and when one is due next."""
+        row = alert_outbox.c
+        pending = row.status == Status.PENDING
+        query = select(
+            func.count(),
+            func.count(case((row.status == Status.HELD, 1))),
+            func.min(case((pending, row.next_try_at))),
+        ).where(row.status.in_(_OPEN))
         async with self._store.transaction("counting pending alerts") as conn:
-            count: int = await conn.scalar(query) or 0
-            return count
+            count, held, next_try_at = (await conn.execute(query)).one()
+            return Outlook(count, held > 0, next_try_at)
 
 
 async def _due(conn: AsyncConnection, row: RowMapping) -> DueAlert:
