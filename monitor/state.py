@@ -143,6 +143,26 @@ class Step:
 
 def step(state: MonitorState, seen: Observation, policy: Policy) -> Step:
     """Fold one observation into ``state``."""
+    if _steady(state, seen, policy):
+        return Step(state)  # what _fold gives, without building it again (most rounds)
+    return _fold(state, seen, policy)
+
+
+def _steady(state: MonitorState, seen: Observation, policy: Policy) -> bool:
+    """An up monitor whose kept rounds were all up, with no flips in the flap window and
+    no maintenance, seeing up again: the fold changes nothing."""
+    return (
+        seen.health is Health.UP
+        and not seen.maintenance
+        and state.health_state is State.UP
+        and state.last_seen is Health.UP
+        and not (state.maintenance or state.restored or state.flapping or state.flips)
+        and len(state.recent) == policy.kept
+        and state.recent.count(Health.UP) == len(state.recent)
+    )
+
+
+def _fold(state: MonitorState, seen: Observation, policy: Policy) -> Step:
     flips = _flips(state, seen, policy)
     flapping = _flapping(state.flapping, len(flips), policy)
     noted = replace(state, last_seen=seen.health, flips=flips, flapping=flapping)

@@ -6,8 +6,9 @@ A series is a string, one letter a round 60 s apart: ``U`` up, ``G`` degraded, `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +19,7 @@ from monitor.diagnose import Diagnosis, Layer, Verdict
 from monitor.incidents import IncidentChange, OpenIncident, follow
 from monitor.maintenance import Window
 from monitor.models import Cause
-from monitor.state import Health, MonitorState, Observation, Policy, State, step
+from monitor.state import Health, MonitorState, Observation, Policy, State, _fold, step
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ROUND = timedelta(seconds=60)
@@ -346,3 +347,73 @@ def test_states_are_a_pure_function_of_the_input(series: str, fail: int, recover
     assert first.final == second.final
     assert [c.entries for c in first.changes] == [c.entries for c in second.changes]
     assert first.opened - first.closed in (0, 1)
+
+
+_HEALTHS = st.sampled_from(list(Health))
+_STATES = st.builds(
+    MonitorState,
+    health_state=st.sampled_from(list(State)),
+    maintenance=st.booleans(),
+    recent=st.lists(_HEALTHS, max_size=5).map(tuple),
+    last_seen=st.none() | _HEALTHS,
+    flips=st.lists(st.integers(0, 900).map(lambda s: T0 - timedelta(seconds=s)), max_size=2)
+    .map(sorted)
+    .map(tuple),
+    flapping=st.booleans(),
+    restored=st.booleans(),
+)
+_POLICIES = st.builds(
+    Policy,
+    failure_threshold=st.integers(1, 4),
+    recovery_threshold=st.integers(1, 3),
+    failure_window=st.none() | st.integers(1, 5),
+    confirm=st.booleans(),
+)
+
+
+_STEADY = MonitorState(State.UP, last_seen=Health.UP)
+_ONE_OFF: dict[str, dict[str, Any]] = {  # a steady state with one thing different
+    "nothing": {},
+    "maintenance": {"maintenance": True},
+    "restored": {"restored": True},
+    "flapping": {"flapping": True},
+    "a flip": {"flips": (T0 - ROUND,)},
+    "a flip leaving the flap window": {"flips": (T0 - 11 * ROUND,)},
+    "degraded before": {"recent_last": Health.DEGRADED},
+    "fewer rounds": {"recent_short": True},
+    "last seen down": {"last_seen": Health.DOWN},
+    "degraded now": {"health_state": State.DEGRADED},
+}
+
+
+def _near_steady(policy: Policy, off: str) -> MonitorState:
+    change = dict(_ONE_OFF[off])
+    recent = [Health.UP] * policy.kept
+    if change.pop("recent_last", None):
+        recent[-1] = Health.DEGRADED
+    if change.pop("recent_short", None):
+        recent = recent[1:]
+    return replace(_STEADY, recent=tuple(recent), **change)
+
+
+@st.composite
+def _state_and_policy(draw: st.DrawFn) -> tuple[MonitorState, Policy]:
+    policy = draw(_POLICIES)
+    if draw(st.booleans()):
+        return _near_steady(policy, draw(st.sampled_from(list(_ONE_OFF)))), policy
+    return draw(_STATES), policy
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_state_and_policy(), _HEALTHS, st.booleans(), st.booleans())
+def test_the_steady_shortcut_gives_what_the_full_fold_gives(
+    state_and_policy: tuple[MonitorState, Policy],
+    health: Health,
+    maintenance: bool,
+    confirmation: bool,
+) -> None:
+    """``step`` skips the fold for an up monitor seeing up again; it must never change a
+    result: random states, and steady ones with one thing different."""
+    state, policy = state_and_policy
+    seen = Observation(T0, health, maintenance, confirmation)
+    assert step(state, seen, policy) == _fold(state, seen, policy)
