@@ -145,7 +145,14 @@ def plot(runs: list[dict[str, Any]], bb_ms: float | None, path: Path) -> None:
         if any(v is not None for v in paced):
             values = [v if v is not None else math.nan for v in paced]
             color = line[0].get_color()
-            cpu_ax.plot(n, values, ":", marker="x", color=color, label=f"blackbox, {label} rate")
+            cpu_ax.plot(
+                n,
+                values,
+                ":",
+                marker="x",
+                color=color,
+                label=f"blackbox_exporter at the rate of {label}",
+            )
     if bb_ms:
         cpu_ax.axhline(bb_ms, color="grey", linestyle="--", label="blackbox_exporter, wrk")
     lag_ax.set(xscale="log", yscale="log", xlabel="sites (N)", ylabel="scheduler lag, ms")
@@ -179,6 +186,7 @@ def render(runs: list[dict[str, Any]], blackbox: list[dict[str, Any]]) -> str:
                 f"blackbox_exporter at {run['case']}'s rate ({paced['paced_rate']:g}/s): "
                 f"{paced['probes']:,} probes in {paced['duration_s']:.0f} s, "
                 f"{paced['failed']} failed, {paced['cpu_ms_per_probe']:.3f} ms CPU per probe"
+                + (" (it could not keep up: no ratio)" if paced["failed"] else "")
             )
     if bb_ms:
         lines.append(f"blackbox median: {bb_ms:.3f} ms CPU per probe")
