@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ class BlackboxResult:
     cpu_ms_per_probe: float
     cores_used: float
     paced_rate: float | None = None  # probes asked for a second (measure_paced); else wrk
+    driver_behind_s: float = 0.0  # measure_paced: how late the latest request was asked
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,11 +119,11 @@ def measure_paced(
     root.mkdir(parents=True, exist_ok=True)
     paths = _probe_paths(target, sites)
     with _exporter(root) as (base, pid):
-        asyncio.run(_paced(base, paths, rate, 3.0))
-        before, started = procs.cpu(pid), time.monotonic()
-        probes, failed = asyncio.run(_paced(base, paths, rate, duration))
-        after, elapsed = procs.cpu(pid), time.monotonic() - started
-    return _result(0, elapsed, probes, failed, after.total - before.total, rate)
+        probes, failed, behind, elapsed, used = asyncio.run(
+            _paced(base, paths, rate, duration, pid)
+        )
+    result = _result(0, elapsed, probes, failed, used, rate)
+    return replace(result, driver_behind_s=round(behind, 3))
 
 
 def _probe_paths(target: Target, sites: int) -> list[str]:
@@ -176,10 +177,13 @@ def _result(
     )
 
 
-async def _paced(base: str, paths: list[str], rate: float, duration: float) -> tuple[int, int]:
-    """Ask for ``paths`` in turn, request i at i / ``rate`` seconds from the start, for
-    ``duration`` seconds; return (answers, answers that were not a successful probe)."""
-    loop = asyncio.get_running_loop()
+async def _paced(
+    base: str, paths: list[str], rate: float, duration: float, pid: int
+) -> tuple[int, int, float, float, float]:
+    """3 s of warm-up, then ``duration`` s measured, on one session (kept-alive
+    connections): ask for ``paths`` in turn, request i at i / ``rate`` s from the start.
+    Return (probes, probes that were not a success, how far the asking fell behind its
+    schedule at most, seconds, the exporter's CPU seconds) of the measured part."""
     connector = aiohttp.TCPConnector(limit=256)
     timeout = aiohttp.ClientTimeout(total=10.0)
     async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
@@ -192,15 +196,22 @@ async def _paced(base: str, paths: list[str], rate: float, duration: float) -> t
                 return False
             return response.status == 200 and "probe_success 1" in body
 
-        start = loop.time()
-        asked = []
-        for i in range(max(1, round(duration * rate))):
-            wait = start + i / rate - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            asked.append(asyncio.create_task(probe(paths[i % len(paths)])))
-        answers = await asyncio.gather(*asked)
-    return len(answers), answers.count(False)
+        async def ask(seconds: float) -> tuple[list[bool], float]:
+            loop = asyncio.get_running_loop()
+            start, behind, asked = loop.time(), 0.0, []
+            for i in range(max(1, round(seconds * rate))):
+                wait = start + i / rate - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                behind = max(behind, -wait)
+                asked.append(asyncio.create_task(probe(paths[i % len(paths)])))
+            return await asyncio.gather(*asked), behind
+
+        await ask(3.0)  # warm-up: connections, the exporter's heap and caches
+        before, started = procs.cpu(pid), time.monotonic()
+        answers, behind = await ask(duration)
+        after, elapsed = procs.cpu(pid), time.monotonic() - started
+    return len(answers), answers.count(False), behind, elapsed, after.total - before.total
 
 
 def _wrk(base: str, script: Path, duration: float, concurrency: int) -> tuple[int, int]:

@@ -142,5 +142,5 @@ async def test_a_recovery_waits_for_the_problem_alert_and_knows_if_it_was_told(
     held = await outbox.due(T0 + 15 * MIN, with_held=True)
     assert [d.held for d in held if d.alert.event is Event.DOWN] == [True]
     outlook = await outbox.outlook()
-    assert (outlook.open, outlook.held) == (3, True)  # two recoveries pending, a page held
+    assert (outlook.unsettled, outlook.held) == (3, True)  # two recoveries pending, a page held
     assert outlook.next_try_at == min(d.alert.due_at for d in after.values())

@@ -42,7 +42,7 @@ log = logging.getLogger("monitor.alerts")
 
 POLL = 1.0  # seconds between passes when nothing wakes the worker
 # Seconds between looks at an outbox no other process writes, when nothing is due sooner.
-# Looking costs two queries; every second it was a third of an idle daemon's CPU.
+# A look costs two queries at least; every second, that was half of an idle daemon's CPU.
 LOOK_ALONE = 60.0
 FIRST_RETRY = 5.0  # seconds after the first failed send; doubling, up to ...
 MAX_RETRY = 600.0
@@ -132,7 +132,7 @@ class Delivery:
         self._channels, self._settings = channels, settings
 
     def wake(self) -> None:
-        """Look at the outbox now (the store has just written alerts)."""
+        """Look at the outbox now: the store has just written alerts, or a send ended."""
         self._woken.set()
 
     def start(self) -> None:
@@ -158,11 +158,12 @@ class Delivery:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), POLL)
-            woken = self._woken.is_set()
-            self._woken.clear()
             now = datetime.now(UTC)
+            if self._woken.is_set():
+                self._next_look = now  # kept if this pass fails before it looks
+            self._woken.clear()
             try:
-                await self.run_once(now, look=woken or now >= self._next_look)
+                await self.run_once(now, look=now >= self._next_look)
             except StoreError as exc:
                 error = str(exc)
             except Exception as exc:  # our bug: keep the worker (and the outbox) alive
@@ -199,7 +200,7 @@ class Delivery:
         await self._settle(settled, {d.alert.id: d.alert for d in due})
         self._dispatch(composed.messages, {d.alert.id: d.alert for d in due}, now)
         outlook = await self._outbox.outlook()
-        self._pending = outlook.open
+        self._pending = outlook.unsettled
         self._next_look = next_look(now, outlook, self._look_every)
         self._metrics.set_outbox_pending(self._pending)
 

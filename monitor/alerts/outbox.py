@@ -55,7 +55,7 @@ class DueAlert:
 class Outlook:
     """The unsettled rows at a glance."""
 
-    open: int  # pending or held
+    unsettled: int  # pending or held
     held: bool  # some are held back by the canary
     next_try_at: datetime | None  # the earliest pending row's; None without pending rows
 
