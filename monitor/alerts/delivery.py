@@ -160,7 +160,8 @@ class Delivery:
                 await asyncio.wait_for(self._woken.wait(), POLL)
             now = datetime.now(UTC)
             if self._woken.is_set():
-                self._next_look = now  # kept if this pass fails before it looks
+                # Look now, and on every pass after until a look gets to its end.
+                self._next_look = now
             self._woken.clear()
             try:
                 await self.run_once(now, look=now >= self._next_look)
@@ -184,7 +185,6 @@ class Delivery:
         self._dispatch_direct(now)
         if self._outbox is None or not look:
             return
-        self._next_look = now  # until this look succeeds, every pass looks
         await self._flush()
         canary = self._settings.canary is not None and self._failing(self._settings.canary)
         if not canary:
