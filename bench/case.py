@@ -9,11 +9,14 @@ scrape falls inside the window: at 10,000 sites a render holds the GIL for secon
 
 Scheduler lag is computed from the stored results: every result of a round carries the
 time the round started (``datetime.now`` in the same step as the scheduler's fire
-time), and each site's planned grid is ``start_offset(name, interval) + k * interval``
-(asked of the daemon's own code), so every run has its exact lag and a planned run with
-no stored round is a missed run. The daemon's ``monitor_scheduler_lag_seconds`` histogram
-is read too, as a cross-check, but its buckets (1, 5, 10, 50, 100, 500 ms, ...) only
-bound the quantiles.
+time), each site's grid is ``start_offset(name, interval) + k * interval``, and a run is
+planned on the first multiple of its worker's beat at or after its grid point (offsets,
+shards and beats asked of the daemon's own code), so every run has its exact lag and a
+planned run with no stored round is a missed run. How far runs start after their grid
+points (the beat's rounding plus the lag) is reported too. The daemon's
+``monitor_scheduler_lag_seconds`` histogram is read as a cross-check, but its buckets (1,
+5, 10, 50, 100, 500 ms, ...) only bound the quantiles; its ``monitor_scheduler_beat_seconds``
+is checked against the beats the harness computed.
 """
 
 from __future__ import annotations
@@ -73,13 +76,22 @@ def write_config(path: Path, case: Case, target: Target, store_url: str, port: i
     path.write_text("\n".join(lines) + "\n")
 
 
-def offsets(code: Path, names: list[str], interval: float) -> dict[str, float]:
-    """Each site's grid offset, from the daemon's own ``start_offset``."""
+Plan = dict[str, tuple[float, float]]  # site name -> (grid offset, its worker's beat)
+
+
+def plan(code: Path, names: list[str], interval: float, workers: int) -> Plan:
+    """Each site's grid offset and the beat of the worker that runs it, from the daemon's
+    own ``start_offset``, ``Shard.owns`` and ``choose_beat`` (the default, ``auto``)."""
     program = (
         "import json, sys\n"
-        "from monitor.scheduler import start_offset\n"
+        "from monitor.scheduler import choose_beat, start_offset\n"
+        "from monitor.shard import Shard\n"
         "names = json.load(sys.stdin)\n"
-        f"print(json.dumps([start_offset(n, {interval!r}) for n in names]))\n"
+        f"interval, workers = {interval!r}, {workers!r}\n"
+        "shards = [Shard(i, workers) for i in range(workers)]\n"
+        "owned = [[n for n in names if shard.owns(n)] for shard in shards]\n"
+        "beat = {n: choose_beat(None, [interval] * len(o)) for o in owned for n in o}\n"
+        "print(json.dumps([(start_offset(n, interval), beat[n]) for n in names]))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", program],
@@ -90,7 +102,10 @@ def offsets(code: Path, names: list[str], interval: float) -> dict[str, float]:
         cwd=code,
         check=True,
     )
-    return dict(zip(names, json.loads(done.stdout), strict=True))
+    return {
+        name: (offset, beat)
+        for name, (offset, beat) in zip(names, json.loads(done.stdout), strict=True)
+    }
 
 
 class Sampler(threading.Thread):
@@ -131,7 +146,7 @@ def run(
     port = procs.free_port()
     write_config(config, case, target, store.url, port)
     names = [target.site(i)[0] for i in range(case.sites)]
-    grid = offsets(code, names, case.interval)
+    grid = plan(code, names, case.interval, case.workers)
     env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1"}
     if gc_stats:
         env["PYTHONPATH"] += os.pathsep + str(Path(__file__).parent / "gcprobe")
@@ -210,6 +225,9 @@ def run(
     out["db_server_cores"] = round((db1 - db0) / measured, 3) if db_pid else None
     out["rss_mib_per_1000_sites"] = round(out["rss_peak_before_scrape_mib"] / case.sites * 1000, 2)
     out |= _daemon_series(first, last, last.at - first.at)
+    out["beats_s"] = sorted({beat for _, beat in grid.values()})
+    beat_gauge = first.values.get(b"monitor_scheduler_beat_seconds")  # summed over workers
+    out["beat_metric_mean_s"] = None if beat_gauge is None else beat_gauge / case.workers
     out["metrics_page"] = {
         "bytes": last.size,
         "samples": last.samples,
@@ -256,44 +274,50 @@ def _drain(proc: subprocess.Popen[bytes], store: StoreView, t1: float, case: Cas
         _alive_sleep(proc, 2.0)
 
 
-def _lags(
-    store: StoreView, grid: dict[str, float], interval: float, t0: float, t1: float
-) -> dict[str, Any]:
+def _lags(store: StoreView, grid: Plan, interval: float, t0: float, t1: float) -> dict[str, Any]:
     """Runs planned in [t0, t1): how many, how many have a stored round, and their lag."""
     expected = 0
-    for offset in grid.values():
+    for offset, _ in grid.values():
         first = offset + math.ceil((t0 - offset) / interval) * interval
         expected += max(0, math.ceil((t1 - first) / interval))
-    earliest: dict[tuple[str, int], tuple[float, float]] = {}
+    # (name, k) -> (lag from the beat, delay from the grid point, the probe's time)
+    earliest: dict[tuple[str, int], tuple[float, float, float]] = {}
     causes: Counter[str] = Counter()
     for name, t, took, cause in store.rounds(t0, t1 + interval):
-        offset = grid[name]
+        offset, beat = grid[name]
         k = math.floor((t - offset) / interval)
-        planned = offset + k * interval
-        if t0 <= planned < t1:
+        point = offset + k * interval
+        if t0 <= point < t1:
+            planned = math.ceil(point / beat) * beat if beat > 0 else point
             key = (name, k)
-            earliest[key] = min((t - planned, took), earliest.get(key, (math.inf, 0.0)))
+            run = (t - planned, t - point, took)
+            earliest[key] = min(run, earliest.get(key, (math.inf, math.inf, 0.0)))
             causes[cause] += 1  # re-checks included: every target is healthy, so any
             # cause but "ok" is the daemon's own doing
-    lags = sorted(lag for lag, _ in earliest.values())
-    durations = sorted(seconds for _, seconds in earliest.values())
-    out: dict[str, Any] = {"expected_runs": expected, "done_runs": len(lags)}
-    out["missed_runs_db"] = expected - len(lags)
+    out: dict[str, Any] = {"expected_runs": expected, "done_runs": len(earliest)}
+    out["missed_runs_db"] = expected - len(earliest)
     out["causes"] = dict(causes)
-    if lags:
-        out["lag_ms"] = {
-            "p50": round(_percentile(lags, 0.50) * 1000, 2),
-            "p99": round(_percentile(lags, 0.99) * 1000, 2),
-            "max": round(lags[-1] * 1000, 2),
-            "mean": round(statistics.fmean(lags) * 1000, 2),
-        }
+    if earliest:
+        runs = earliest.values()
+        out["lag_ms"] = _spread([lag for lag, _, _ in runs], mean=True)
+        # How far after its grid point a run started: the beat's rounding plus the lag.
+        out["after_grid_point_ms"] = _spread([after for _, after, _ in runs], mean=True)
         # What the daemon measured for a request nginx answers in well under 1 ms: time
         # its event loop kept the probe waiting shows up here as slowness of the site.
-        out["probe_total_ms"] = {
-            "p50": round(_percentile(durations, 0.50) * 1000, 2),
-            "p99": round(_percentile(durations, 0.99) * 1000, 2),
-            "max": round(durations[-1] * 1000, 2),
-        }
+        out["probe_total_ms"] = _spread([took for _, _, took in runs], mean=False)
+    return out
+
+
+def _spread(values: list[float], *, mean: bool) -> dict[str, float]:
+    """p50, p99, max (and the mean) of ``values`` seconds, in milliseconds."""
+    ordered = sorted(values)
+    out = {
+        "p50": round(_percentile(ordered, 0.50) * 1000, 2),
+        "p99": round(_percentile(ordered, 0.99) * 1000, 2),
+        "max": round(ordered[-1] * 1000, 2),
+    }
+    if mean:
+        out["mean"] = round(statistics.fmean(ordered) * 1000, 2)
     return out
 
 

@@ -32,8 +32,7 @@ from monitor.tracking import Tracking
 from monitor.yamlnodes import NodeReader, compose
 
 DEFAULT_STORAGE_URL = "sqlite+aiosqlite:///monitor.db"
-DEFAULT_BEAT = 0.05  # seconds: runs start on multiples of this (monitor.scheduler)
-MAX_BEAT = 1.0
+MAX_BEAT = 5.0  # seconds; the scheduler also keeps a beat within a tenth of an interval
 DEFAULT_LISTEN = "127.0.0.1:9108"
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0
@@ -61,8 +60,9 @@ class Server:
     port: int
     # Per-site latency histograms: 45 series a site (3 phases x 15), two thirds of the page.
     site_histograms: bool = True
-    # Runs start on multiples of this many seconds (0: each at its own grid point).
-    beat: float = DEFAULT_BEAT
+    # Runs are planned on multiples of this many seconds (0: each at its own grid point;
+    # None: ``auto``, chosen from the rate of runs by monitor.scheduler.choose_beat).
+    beat: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +172,18 @@ def _parse_server(reader: NodeReader, node: yaml.Node) -> Server:
     return replace(server, host=host, port=port)
 
 
-def _beat(reader: NodeReader, node: yaml.Node) -> float:
-    """``server.beat``: a duration up to MAX_BEAT, or 0 to start each run on its own."""
-    if isinstance(node, yaml.ScalarNode) and node.value.strip() in ("0", "0s", "0ms"):
-        return 0.0
+def _beat(reader: NodeReader, node: yaml.Node) -> float | None:
+    """``server.beat``: ``auto`` (None), a duration up to MAX_BEAT, or 0 to plan each run
+    at its own grid point."""
+    if isinstance(node, yaml.ScalarNode):
+        text = node.value.strip()
+        if text == "auto":
+            return None
+        if text in ("0", "0s", "0ms"):
+            return 0.0
     beat = reader.duration(node, "server.beat")
     if beat > MAX_BEAT:
-        message = f"must be at most {MAX_BEAT:g}s (a run starts up to one beat late), or 0"
+        message = f"must be auto, 0, or at most {MAX_BEAT:g}s (runs are planned up to a beat late)"
         raise reader.error(node, "server.beat", message)
     return beat
 

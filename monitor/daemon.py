@@ -187,6 +187,7 @@ async def run_daemon(
         log,
         "daemon.started",
         monitors=len(config.monitors),
+        beat=f"{scheduler.beat:g}s",
         listen=f"{config.server.host}:{config.server.port}",
         store=config.storage.display_url,
     )

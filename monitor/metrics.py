@@ -93,6 +93,11 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0),
             registry=registry,
         )
+        self.scheduler_beat = Gauge(
+            "monitor_scheduler_beat_seconds",
+            "Checks are planned on multiples of this many seconds (0: each on its own)",
+            registry=registry,
+        )
         self.store_write = Histogram(
             "monitor_store_write_seconds",
             "Time to write one batch of results to the store, in seconds",

@@ -98,5 +98,10 @@ class Reloader:
         known = {m.name for m in old.monitors}
         added = sum(m.name not in known for m in new.monitors)
         logs.event(
-            log, "config.reloaded", monitors=len(new.monitors), added=added, removed=len(removed)
+            log,
+            "config.reloaded",
+            monitors=len(new.monitors),
+            added=added,
+            removed=len(removed),
+            beat=f"{self._scheduler.beat:g}s",
         )

@@ -10,13 +10,18 @@ two seconds and arms event-loop timers for them. APScheduler's own per-job machi
 (a job store kept sorted, datetimes, an executor, events) cost 80-240 µs a run and was a
 quarter of a check's CPU with thousands of monitors; a loop timer costs a few µs.
 
-Points are fired on a beat (``server.beat``, BEAT by default; 0 fires each on its own):
-every point is fired on the first multiple of the beat at or after it, one timer for all
-the points of a beat. A point is late by less than a
-beat by design, never early. With many monitors this lets one wake-up of the loop start
-tens of checks whose answers then arrive together, instead of one wake-up per check; at
-100,000 sites it cut the CPU of a check by about a quarter (README, Performance). What
-APScheduler gave is kept: a monitor whose last round still runs is skipped and counted missed
+Runs are planned on a beat (``server.beat``; 0 plans each at its own grid point): a
+monitor's run is planned at the first multiple of the beat at or after its grid point, and
+one loop timer fires all the runs of a beat. The beat is a tenth of the shortest interval
+at most, so a run is planned less than a tenth of an interval after its grid point and the
+spacing of a monitor's runs stays within a beat of its interval (exact when the beat divides
+it). Lag is measured from the beat: how late the loop started a run, not the grid's
+rounding. With many runs a beat, one wake-up of the loop starts tens of checks whose
+answers then arrive together, instead of one wake-up per check; the CPU of a check falls
+by a quarter at 100,000 sites and by more than half at 1,000 (README, Performance). By
+default (``auto``) the beat is chosen from the daemon's rate of runs: the longest of
+BEAT_STEPS at which a beat starts at most RUNS_PER_BEAT runs. What APScheduler gave is
+kept: a monitor whose last round still runs is skipped and counted missed
 (``max_instances=1``), a run later than half an interval is dropped and counted
 (``misfire_grace_time``), several missed points make one run (``coalesce``).
 """
@@ -34,7 +39,6 @@ from datetime import UTC
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.config import DEFAULT_BEAT
 from monitor.metrics import Metrics
 from monitor.models import Monitor
 
@@ -66,10 +70,32 @@ def misfire_grace(interval: float) -> int:
 
 TICK = 1.0  # seconds between two plannings
 HORIZON = 2.0  # each planning arms the timers of this many seconds ahead (more than TICK)
-BEAT = DEFAULT_BEAT  # seconds: points due within one beat are fired together at its end
+# The beats ``auto`` chooses from, in seconds: each divides 5 s, so the runs of a monitor
+# whose interval is a multiple of 5 s stay exactly one interval apart.
+BEAT_STEPS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+RUNS_PER_BEAT = 50  # what ``auto`` aims for; 100,000 sites on two workers start ~42 a beat
+BEAT_SHARE = 10  # a beat is at most this fraction of the shortest interval (1/10)
 
 
 Point = tuple[float, str, float]  # (planned time, monitor name, its interval then)
+
+
+def choose_beat(configured: float | None, intervals: Iterable[float]) -> float:
+    """The beat of a daemon whose monitors have ``intervals``, in seconds (0: none).
+
+    ``configured`` None is ``auto``: the longest of BEAT_STEPS at which one beat plans at
+    most RUNS_PER_BEAT runs, or the shortest step when even it plans more. Either way the
+    beat is at most a tenth of the shortest interval.
+    """
+    intervals = list(intervals)
+    if not intervals:
+        return BEAT_STEPS[0] if configured is None else configured
+    cap = min(intervals) / BEAT_SHARE
+    if configured is not None:
+        return min(configured, cap)
+    wanted = min(RUNS_PER_BEAT / sum(1.0 / interval for interval in intervals), cap)
+    fitting = [step for step in BEAT_STEPS if step <= wanted]
+    return fitting[-1] if fitting else min(BEAT_STEPS[0], cap)
 
 
 def by_beat(points: Iterable[Point], beat: float) -> dict[int, list[Point]]:
@@ -113,10 +139,12 @@ class CheckScheduler:
         monitors: Sequence[Monitor],
         run_round: RunRound,
         metrics: Metrics,
-        beat: float = BEAT,
+        beat: float | None = None,
     ) -> None:
+        """``beat``: seconds, 0 for none, or None to choose it from the rate of runs."""
         self._run_round = run_round
-        self._beat = beat
+        self._configured_beat = beat
+        self.beat = 0.0
         self._metrics = metrics
         self.monitors: dict[str, Monitor] = {}
         self._offsets: dict[str, tuple[float, float]] = {}
@@ -143,6 +171,8 @@ class CheckScheduler:
             for name, monitor in wanted.items()
         }
         self._grid = Grid(self._offsets)
+        self.beat = choose_beat(self._configured_beat, (m.interval for m in monitors))
+        self._metrics.scheduler_beat.set(self.beat)
         self.longest_interval = max((m.interval for m in monitors), default=0.0)
         return removed
 
@@ -163,17 +193,19 @@ class CheckScheduler:
         end = now + HORIZON
         offsets = self._offsets
         due = ((planned, name, offsets[name][1]) for planned, name in self._grid.due(start, end))
-        if self._beat > 0:
-            for index, points in by_beat(due, self._beat).items():
-                loop.call_at(index * self._beat + then, self._fire_beat, points)
+        if self.beat > 0:
+            for index, points in by_beat(due, self.beat).items():
+                at = index * self.beat
+                loop.call_at(at + then, self._fire_beat, at, points)
         else:
             for planned, name, interval in due:
                 loop.call_at(planned + then, self._fire, name, planned, interval)
         self._planned_until = end
 
-    def _fire_beat(self, points: list[Point]) -> None:
-        for planned, name, interval in points:
-            self._fire(name, planned, interval)
+    def _fire_beat(self, at: float, points: list[Point]) -> None:
+        """Fire the runs planned on the beat at ``at`` (their grid points are before)."""
+        for _, name, interval in points:
+            self._fire(name, at, interval)
 
     def _fire(self, name: str, planned: float, interval: float) -> None:
         monitor = self.monitors.get(name)

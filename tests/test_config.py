@@ -119,22 +119,25 @@ def test_ipv6_listen_address() -> None:
 @pytest.mark.parametrize(
     ("server", "beat"),
     [
-        ("", 0.05),  # the default
+        ("", None),  # the default: auto, chosen from the rate of runs
+        ("server:\n  beat: auto\n", None),
         ("server:\n  beat: 20ms\n", 0.02),
         ("server:\n  beat: 1s\n", 1.0),
+        ("server:\n  beat: 5s\n", 5.0),
         ("server:\n  beat: 0\n", 0.0),  # each run at its own grid point
         ("server:\n  beat: 0s\n", 0.0),
         ("server:\n  listen: 127.0.0.1:9300\n  beat: 100ms\n", 0.1),
     ],
 )
-def test_beat(server: str, beat: float) -> None:
+def test_beat(server: str, beat: float | None) -> None:
     assert _parse(server + MINIMAL).server.beat == beat
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("2s", "server.beat: must be at most 1s (a run starts up to one beat late), or 0"),
+        ("6s", "server.beat: must be auto, 0, or at most 5s (runs are planned up to a beat late)"),
+        ("Auto", "server.beat: 'Auto' is not a duration"),
         ("-50ms", "server.beat: '-50ms' is not a duration"),
         ("often", "server.beat: "),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 
@@ -12,10 +13,10 @@ from prometheus_client import CollectorRegistry
 from monitor.metrics import Metrics
 from monitor.models import Monitor, Site
 from monitor.scheduler import (
-    BEAT,
     CheckScheduler,
     Grid,
     by_beat,
+    choose_beat,
     misfire_grace,
     missed_between,
     planned_time,
@@ -74,8 +75,59 @@ def test_misfire_grace_is_about_half_the_interval(interval: float, grace: int) -
     assert misfire_grace(interval) == grace
 
 
-@pytest.mark.parametrize("beat", [BEAT, 0.0], ids=["on-the-beat", "each-on-its-own"])
-async def test_real_scheduler_fires_every_site_on_its_grid(beat: float) -> None:
+@pytest.mark.parametrize(
+    ("configured", "intervals", "beat"),
+    [
+        pytest.param(None, [60.0] * 1_000, 2.5, id="1k-every-60s"),  # ~42 runs a beat
+        pytest.param(None, [10.0] * 1_000, 0.5, id="1k-every-10s"),
+        pytest.param(None, [60.0] * 10_000, 0.25, id="10k-every-60s"),
+        pytest.param(None, [10.0] * 10_000, 0.05, id="10k-every-10s"),
+        pytest.param(None, [60.0] * 50_000, 0.05, id="50k-every-60s"),
+        pytest.param(None, [60.0] * 100_000, 0.05, id="busier-than-50-a-step"),
+        pytest.param(None, [60.0] * 10, 5.0, id="few-sites-longest-step"),
+        pytest.param(None, [3600.0] * 10, 5.0, id="never-past-the-longest-step"),
+        pytest.param(None, [10.0] * 100 + [300.0] * 1_000, 1.0, id="a-tenth-of-the-shortest"),
+        pytest.param(None, [1.0] * 3, 0.1, id="one-second-interval"),
+        pytest.param(None, [0.3], 0.03, id="below-the-shortest-step"),
+        pytest.param(None, [], 0.05, id="no-monitors"),
+        pytest.param(0.05, [60.0] * 10, 0.05, id="configured"),
+        pytest.param(0.0, [60.0], 0.0, id="configured-none"),
+        pytest.param(5.0, [10.0], 1.0, id="configured-capped-by-interval"),
+        pytest.param(1.0, [], 1.0, id="configured-no-monitors"),
+    ],
+)
+def test_choose_beat(configured: float | None, intervals: list[float], beat: float) -> None:
+    assert choose_beat(configured, intervals) == pytest.approx(beat)
+
+
+async def test_runs_are_planned_and_fired_on_the_beat() -> None:
+    # A 0.4 s beat (a tenth of 4 s): each run starts on a multiple of 0.4 s, at or after
+    # its grid point, and its lag is counted from that beat, not from the grid point.
+    sites = [
+        Site(name=f"s{i}", url="http://127.0.0.1/", interval=4.0, timeout=0.5) for i in range(4)
+    ]
+    fired: list[tuple[float, float]] = []  # (when, its beat)
+
+    async def run_round(monitor: Monitor) -> None:
+        now = time.time()
+        grid = planned_time(now, start_offset(monitor.name, 4.0), 4.0)
+        fired.append((now, math.ceil(grid / 0.4) * 0.4))
+
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler(sites, run_round, Metrics(registry), beat=0.4)
+    await _fire_for(scheduler, 4.3)
+    assert registry.get_sample_value("monitor_scheduler_beat_seconds") == 0.4
+    assert len(fired) >= 4
+    assert all(0.0 <= now - beat < 0.25 for now, beat in fired), fired  # late by the machine
+    lag_sum = registry.get_sample_value("monitor_scheduler_lag_seconds_sum") or 0.0
+    assert registry.get_sample_value("monitor_scheduler_lag_seconds_count") == len(fired)
+    # The scheduler takes its time just before the round's task does.
+    since_beats = sum(now - beat for now, beat in fired)
+    assert since_beats - 0.01 * len(fired) <= lag_sum <= since_beats
+
+
+@pytest.mark.parametrize("beat", [None, 0.05, 0.0], ids=["auto", "on-a-beat", "each-on-its-own"])
+async def test_real_scheduler_fires_every_site_on_its_grid(beat: float | None) -> None:
     sites = [
         Site(name=f"s{i}", url="http://127.0.0.1/", interval=1.0, timeout=0.5) for i in range(3)
     ]
@@ -89,20 +141,17 @@ async def test_real_scheduler_fires_every_site_on_its_grid(beat: float) -> None:
 
     registry = CollectorRegistry()
     scheduler = CheckScheduler(sites, run_round, Metrics(registry), beat=beat)
-    scheduler.start()
-    try:
-        await asyncio.sleep(3.2)
-    finally:
-        scheduler.stop_firing()
-        scheduler.shutdown()
+    await _fire_for(scheduler, 3.2)
     assert set(fired) == {"s0", "s1", "s2"}
     assert all(count >= 2 for count in fired.values()), fired
     assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
     lag_count = registry.get_sample_value("monitor_scheduler_lag_seconds_count")
     assert lag_count == sum(fired.values())
     assert scheduler.firing_recently()
-    # Never early; late by a beat at most, plus what a busy test machine adds.
-    assert all(0.0 <= lag < beat + 0.25 for lag in lags), lags
+    # Never early; late by a beat at most (0.1 s under auto: a tenth of the interval),
+    # plus what a busy test machine adds.
+    assert all(0.0 <= lag < scheduler.beat + 0.25 for lag in lags), lags
+    assert scheduler.beat == (0.1 if beat is None else beat)
 
 
 @pytest.mark.parametrize(
@@ -166,11 +215,37 @@ async def test_a_round_still_running_is_not_started_twice_and_counts_as_missed()
 
     registry = CollectorRegistry()
     scheduler = CheckScheduler([site], run_round, Metrics(registry))
+    await _fire_for(scheduler, 3.6)
+    assert most == 1
+    assert (registry.get_sample_value("monitor_scheduler_missed_runs_total") or 0) >= 2
+
+
+def test_the_beat_follows_the_monitors_when_they_are_replaced() -> None:
+    def sites(count: int, interval: float) -> list[Site]:
+        return [
+            Site(name=f"s{i}", url="http://127.0.0.1/", interval=interval, timeout=1.0)
+            for i in range(count)
+        ]
+
+    async def run_round(_: Monitor) -> None:
+        return None
+
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler(sites(10, 60.0), run_round, Metrics(registry))
+    assert scheduler.beat == 5.0
+    scheduler.replace_monitors(sites(1, 10.0))
+    assert scheduler.beat == 1.0  # a tenth of the shortest interval
+    assert registry.get_sample_value("monitor_scheduler_beat_seconds") == 1.0
+    scheduler.replace_monitors(sites(20_000, 60.0))
+    assert scheduler.beat == 0.1
+    assert registry.get_sample_value("monitor_scheduler_beat_seconds") == 0.1
+
+
+async def _fire_for(scheduler: CheckScheduler, seconds: float) -> None:
+    """Start ``scheduler``, let it fire for ``seconds``, and stop it."""
     scheduler.start()
     try:
-        await asyncio.sleep(3.6)
+        await asyncio.sleep(seconds)
     finally:
         scheduler.stop_firing()
         scheduler.shutdown()
-    assert most == 1
-    assert (registry.get_sample_value("monitor_scheduler_missed_runs_total") or 0) >= 2
