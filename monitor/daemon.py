@@ -181,8 +181,10 @@ async def run_daemon(
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     scheduler.start()
+    # A monitor's first round is planned within its interval plus a beat, and ends in time.
     longest = max((m.interval + m.timeout for m in config.monitors), default=0.0)
-    settled = asyncio.get_running_loop().create_task(_freeze_when_settled(longest + 1.0))
+    first_rounds = longest + scheduler.beat + 1.0
+    settled = asyncio.get_running_loop().create_task(_freeze_when_settled(first_rounds))
     logs.event(
         log,
         "daemon.started",

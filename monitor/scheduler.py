@@ -34,7 +34,7 @@ import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -244,9 +244,12 @@ class CheckScheduler:
     def start(self) -> None:
         self.last_fire = time.monotonic()
         self._plan()  # the next HORIZON seconds; the tick goes on from there
+        # Ticks on whole seconds, where the delivery worker's passes and the longer beats
+        # fall too: one wake-up of the loop for all of them.
+        first = datetime.fromtimestamp(math.ceil(time.time()), UTC)
         self._scheduler.add_job(
             self._tick,
-            IntervalTrigger(seconds=TICK, timezone=UTC),
+            IntervalTrigger(seconds=TICK, start_date=first, timezone=UTC),
             id="tick",
             coalesce=True,
             max_instances=1,

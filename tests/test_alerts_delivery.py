@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from monitor.alerts import selfcheck
 from monitor.alerts.apprise_send import Channels
-from monitor.alerts.delivery import Delivery, next_look
+from monitor.alerts.delivery import Delivery, next_look, to_next_pass
 from monitor.alerts.model import AlertSettings, Event, Notifier, Route
 from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle
 from monitor.alerts.routing import routed
@@ -581,3 +581,17 @@ async def test_an_idle_worker_reads_the_outbox_when_woken_not_every_second(
     assert outbox.reads >= 2
     [payload] = hook.received
     assert "shop" in payload["title"]
+
+
+@pytest.mark.parametrize(
+    ("now", "wait"),
+    [
+        pytest.param(1_790_000_000.0, 1.0, id="on-a-second-the-next"),
+        pytest.param(1_790_000_000.25, 0.75, id="woken-between"),
+        pytest.param(1_790_000_000.899, 0.101, id="just-over-a-tenth-before"),
+        pytest.param(1_790_000_000.995, 1.005, id="early-by-a-timer-counts-as-that-second"),
+    ],
+)
+def test_passes_fall_on_whole_seconds(now: float, wait: float) -> None:
+    assert to_next_pass(now) == pytest.approx(wait, abs=1e-6)
+    assert (now + to_next_pass(now)) % 1.0 == pytest.approx(0.0, abs=1e-6)

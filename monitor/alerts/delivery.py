@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,15 @@ POLL = 1.0  # seconds between passes when nothing wakes the worker
 LOOK_ALONE = 60.0
 FIRST_RETRY = 5.0  # seconds after the first failed send; doubling, up to ...
 MAX_RETRY = 600.0
+
+
+def to_next_pass(now: float) -> float:
+    """Seconds from ``now`` (Unix time) to the next pass when nothing wakes the worker: the
+    next whole second, where the scheduler's tick (and a beat of a second or more) falls
+    too, so an idle daemon wakes once a second instead of two or three times. A pass that
+    ran just before a whole second counts as that second's."""
+    wait = POLL - now % POLL
+    return wait + POLL if wait < POLL / 10 else wait
 
 
 def retry_delay(attempts: int) -> float:
@@ -157,7 +167,7 @@ class Delivery:
         failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), POLL)
+                await asyncio.wait_for(self._woken.wait(), to_next_pass(time.time()))
             now = datetime.now(UTC)
             if self._woken.is_set():
                 # Look now, and on every pass after until a look gets to its end.
