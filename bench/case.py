@@ -16,7 +16,7 @@ planned run with no stored round is a missed run. How far runs start after their
 points (the beat's rounding plus the lag) is reported too. The daemon's
 ``monitor_scheduler_lag_seconds`` histogram is read as a cross-check, but its buckets (1,
 5, 10, 50, 100, 500 ms, ...) only bound the quantiles; its ``monitor_scheduler_beat_seconds``
-is checked against the beats the harness computed.
+is recorded beside the beats the harness computed, to compare.
 """
 
 from __future__ import annotations

@@ -235,6 +235,7 @@ def _one_line(r: dict[str, Any]) -> str:
     lag = r.get("lag_ms", {})
     return (
         f"   {r['checks_per_s']}/{r['checks_per_s_planned']} checks/s, "
+        f"beat {'/'.join(f'{b:g}' for b in r.get('beats_s', []))} s, "
         f"lag p50 {lag.get('p50')} p99 {lag.get('p99')} max {lag.get('max')} ms, "
         f"missed {r['missed_runs_db']} (metric {r['missed_runs_metric']}), "
         f"{r['cpu_s_per_1000_checks']} CPU s/1k checks, {r['daemon_cores']} cores "

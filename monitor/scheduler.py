@@ -83,9 +83,11 @@ Point = tuple[float, str, float]  # (planned time, monitor name, its interval th
 def choose_beat(configured: float | None, intervals: Iterable[float]) -> float:
     """The beat of a daemon whose monitors have ``intervals``, in seconds (0: none).
 
-    ``configured`` None is ``auto``: the longest of BEAT_STEPS at which one beat plans at
-    most RUNS_PER_BEAT runs, or the shortest step when even it plans more. Either way the
-    beat is at most a tenth of the shortest interval.
+    ``configured`` None is ``auto``: the longest of BEAT_STEPS that divides every interval
+    (so each monitor's runs stay exactly one interval apart) and at which one beat plans at
+    most RUNS_PER_BEAT runs; the shortest step when even it plans more; and when no step
+    divides every interval, the longest that fits. Either way the beat is at most a tenth
+    of the shortest interval.
     """
     intervals = list(intervals)
     if not intervals:
@@ -95,7 +97,16 @@ def choose_beat(configured: float | None, intervals: Iterable[float]) -> float:
         return min(configured, cap)
     wanted = min(RUNS_PER_BEAT / sum(1.0 / interval for interval in intervals), cap)
     fitting = [step for step in BEAT_STEPS if step <= wanted]
-    return fitting[-1] if fitting else min(BEAT_STEPS[0], cap)
+    if not fitting:
+        return min(BEAT_STEPS[0], cap)
+    distinct = set(intervals)
+    dividing = [step for step in fitting if all(_divides(step, i) for i in distinct)]
+    return (dividing or fitting)[-1]
+
+
+def _divides(step: float, interval: float) -> bool:
+    """Whether ``interval`` is a whole number of ``step``s (to a microsecond)."""
+    return abs(interval / step - round(interval / step)) * step < 1e-6
 
 
 def by_beat(points: Iterable[Point], beat: float) -> dict[int, list[Point]]:
@@ -163,7 +174,13 @@ class CheckScheduler:
         fired."""
         wanted = {monitor.name: monitor for monitor in monitors}
         removed = tuple(name for name in self.monitors if name not in wanted)
-        for name in removed:
+        # A new interval starts a new grid: the last run on the old one missed nothing.
+        replanned = [
+            name
+            for name, monitor in self.monitors.items()
+            if name in wanted and wanted[name].interval != monitor.interval
+        ]
+        for name in (*removed, *replanned):
             self._last_planned.pop(name, None)
         self.monitors = wanted
         self._offsets = {
@@ -189,7 +206,7 @@ class CheckScheduler:
         then = loop.time() - now  # loop clock minus wall clock
         start = now if self._planned_until is None else self._planned_until
         # After a stall, points later than any misfire grace are not worth a timer.
-        start = max(start, now - self.longest_interval / 2 - TICK)
+        start = max(start, now - self.longest_interval / 2 - TICK - self.beat)
         end = now + HORIZON
         offsets = self._offsets
         due = ((planned, name, offsets[name][1]) for planned, name in self._grid.due(start, end))
@@ -204,6 +221,10 @@ class CheckScheduler:
 
     def _fire_beat(self, at: float, points: list[Point]) -> None:
         """Fire the runs planned on the beat at ``at`` (their grid points are before)."""
+        early = at - time.time()
+        if early > 0:  # loop timers round to the millisecond: keep the beat together
+            asyncio.get_running_loop().call_later(early + 0.0005, self._fire_beat, at, points)
+            return
         for _, name, interval in points:
             self._fire(name, at, interval)
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from monitor.alerts import selfcheck
 from monitor.alerts.apprise_send import Channels
-from monitor.alerts.delivery import Delivery, next_look, to_next_pass
+from monitor.alerts.delivery import POLL, Delivery, next_look, to_next_pass
 from monitor.alerts.model import AlertSettings, Event, Notifier, Route
 from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle
 from monitor.alerts.routing import routed
@@ -581,6 +581,28 @@ async def test_an_idle_worker_reads_the_outbox_when_woken_not_every_second(
     assert outbox.reads >= 2
     [payload] = hook.received
     assert "shop" in payload["title"]
+
+
+async def test_a_worker_beside_others_reads_the_outbox_on_every_pass(store: SqlStore) -> None:
+    """Under --workers others insert rows, so every pass (on whole seconds) reads the
+    outbox, even one that runs a little before the second its look was due at."""
+    alerting = settings({"hook": "json://127.0.0.1:9/"}, [Route(notify=("hook",))])
+    outbox = CountingOutbox(store)
+    passes: list[datetime] = []
+
+    def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
+        passes.append(now)
+        return selfcheck.Vitals(now, True, None, 0.0, pending)
+
+    channels = Channels(alerting.notifiers, alerting.timeout)
+    delivery = Delivery(outbox, channels, alerting, Metrics(), vitals=vitals, look_every=POLL)
+    delivery.start()
+    try:
+        await asyncio.sleep(4.5)
+    finally:
+        await delivery.close(5.0)
+    assert len(passes) >= 4
+    assert outbox.reads == len(passes)
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,11 @@ def test_misfire_grace_is_about_half_the_interval(interval: float, grace: int) -
         pytest.param(None, [3600.0] * 10, 5.0, id="never-past-the-longest-step"),
         pytest.param(None, [10.0] * 100 + [300.0] * 1_000, 1.0, id="a-tenth-of-the-shortest"),
         pytest.param(None, [1.0] * 3, 0.1, id="one-second-interval"),
+        pytest.param(None, [42.0] * 100, 1.0, id="the-longest-step-dividing-42s"),
+        pytest.param(None, [55.0] * 10 + [60.0] * 10, 5.0, id="5s-divides-55s-and-60s"),
+        pytest.param(None, [57.0] * 10 + [60.0] * 10, 1.0, id="only-1s-divides-57s-too"),
+        pytest.param(None, [12.5] * 10, 0.5, id="half-seconds"),
+        pytest.param(None, [1.23] * 10, 0.1, id="none-divides-the-longest-that-fits"),
         pytest.param(None, [0.3], 0.03, id="below-the-shortest-step"),
         pytest.param(None, [], 0.05, id="no-monitors"),
         pytest.param(0.05, [60.0] * 10, 0.05, id="configured"),
@@ -249,3 +254,28 @@ async def _fire_for(scheduler: CheckScheduler, seconds: float) -> None:
     finally:
         scheduler.stop_firing()
         scheduler.shutdown()
+
+
+async def test_a_new_interval_counts_no_missed_runs() -> None:
+    # The runs on the old grid are not points missed on the new one.
+    def site(interval: float) -> Site:
+        return Site(name="shop", url="http://127.0.0.1/", interval=interval, timeout=0.2)
+
+    fired: list[float] = []
+
+    async def run_round(monitor: Monitor) -> None:
+        fired.append(monitor.interval)
+
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler([site(2.0)], run_round, Metrics(registry))
+    scheduler.start()
+    try:
+        await asyncio.sleep(2.2)
+        scheduler.replace_monitors([site(0.5)])  # on the new grid within two seconds
+        await asyncio.sleep(3.0)
+    finally:
+        scheduler.stop_firing()
+        scheduler.shutdown()
+    assert 2.0 in fired
+    assert fired.count(0.5) >= 2
+    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0

@@ -49,6 +49,9 @@ FIRST_RETRY = 5.0  # seconds after the first failed send; doubling, up to ...
 MAX_RETRY = 600.0
 
 
+_EARLY = timedelta(seconds=POLL / 10)  # how early a pass may run: timer rounding
+
+
 def to_next_pass(now: float) -> float:
     """Seconds from ``now`` (Unix time) to the next pass when nothing wakes the worker: the
     next whole second, where the scheduler's tick (and a beat of a second or more) falls
@@ -174,7 +177,8 @@ class Delivery:
                 self._next_look = now
             self._woken.clear()
             try:
-                await self.run_once(now, look=now >= self._next_look)
+                # A pass may run a little before the whole second a look was due at.
+                await self.run_once(now, look=now + _EARLY >= self._next_look)
             except StoreError as exc:
                 error = str(exc)
             except Exception as exc:  # our bug: keep the worker (and the outbox) alive
