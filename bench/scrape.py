@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 WANTED = (
     b"monitor_scheduler_lag_seconds",
     b"monitor_scheduler_missed_runs_total",
+    b"monitor_scheduler_beat_seconds",
     b"monitor_store_write_seconds",
     b"monitor_store_written_results_total",
     b"monitor_store_pending_results",
