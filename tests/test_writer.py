@@ -121,6 +121,24 @@ async def test_with_linger_rows_arriving_soon_after_a_write_share_one_batch(
     assert len(await store.fetch_results("shop", limit=100)) == 22
 
 
+async def test_with_gather_a_burst_after_idle_shares_one_batch(store: SqlStore) -> None:
+    rows: list[int] = []
+    writer = BatchWriter(
+        store.write_results, on_written=lambda _, n: rows.append(n), linger=0.3, gather=0.2
+    )
+    writer.start()
+    for second in range(10):  # the replies of one beat, over 50 ms
+        writer.submit(probe(second))
+        await asyncio.sleep(0.005)
+    assert rows == []  # the first waits for the others
+    await asyncio.sleep(0.4)
+    assert rows == [10]
+    writer.submit(probe(10))
+    assert await writer.close(timeout=30) == 0  # closing writes at once
+    assert rows == [10, 1]
+    assert len(await store.fetch_results("shop", limit=100)) == 11
+
+
 async def test_a_failing_store_loses_nothing_and_keeps_order(
     store: SqlStore, caplog: pytest.LogCaptureFixture
 ) -> None:

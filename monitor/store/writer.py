@@ -36,7 +36,9 @@ class BatchWriter(Generic[T]):
     written, so nothing is dropped and order is kept. ``on_written(seconds, rows)`` is
     called after each successful write. With ``linger``, a batch that is not full waits
     until ``linger`` seconds have passed since the previous write began: under load, few
-    large transactions instead of one per row; when idle, a row is written at once.
+    large transactions instead of one per row. With ``gather``, a row that finds the queue
+    empty waits that long for the rows arriving with it (the replies of one beat), so they
+    share its transaction; without, when idle, a row is written at once.
     """
 
     def __init__(
@@ -48,9 +50,12 @@ class BatchWriter(Generic[T]):
         on_written: Callable[[float, int], None] | None = None,
         on_dropped: Callable[[], None] | None = None,
         linger: float = 0.0,
+        gather: float = 0.0,
     ) -> None:
         self._linger = linger
+        self._gather = gather
         self._last_write = -math.inf
+        self._first_arrived = -math.inf  # when the oldest queued row arrived
         self._write = write
         self._what = what
         self._batch_size = batch_size
@@ -80,6 +85,8 @@ class BatchWriter(Generic[T]):
 
     def submit(self, row: T) -> None:
         """Queue one row; never blocks."""
+        if not self._queue:
+            self._first_arrived = time.monotonic()
         self._queue.append(row)
         self._arrived.set()
 
@@ -112,7 +119,8 @@ class BatchWriter(Generic[T]):
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            wait = self._last_write + self._linger - time.monotonic()
+            due = max(self._last_write + self._linger, self._first_arrived + self._gather)
+            wait = due - time.monotonic()
             if wait > 0 and len(self._queue) < self._batch_size and not self._closing:
                 await asyncio.sleep(wait)
                 continue
