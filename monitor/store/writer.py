@@ -55,7 +55,7 @@ class BatchWriter(Generic[T]):
         self._linger = linger
         self._gather = gather
         self._last_write = -math.inf
-        self._first_arrived = -math.inf  # when the oldest queued row arrived
+        self._first_arrived = -math.inf  # when a row last found the queue empty
         self._write = write
         self._what = what
         self._batch_size = batch_size
