@@ -32,7 +32,9 @@ from monitor.tracking import Tracking
 from monitor.yamlnodes import NodeReader, compose
 
 DEFAULT_STORAGE_URL = "sqlite+aiosqlite:///monitor.db"
-MAX_BEAT = 5.0  # seconds; the scheduler also keeps a beat within a tenth of an interval
+# Seconds: the longest of monitor.scheduler.BEAT_STEPS; the scheduler also keeps a beat
+# within a tenth of the shortest interval.
+MAX_BEAT = 5.0
 DEFAULT_LISTEN = "127.0.0.1:9108"
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0

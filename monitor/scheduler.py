@@ -155,7 +155,7 @@ class CheckScheduler:
         """``beat``: seconds, 0 for none, or None to choose it from the rate of runs."""
         self._run_round = run_round
         self._configured_beat = beat
-        self.beat = 0.0
+        self.beat: float  # set by replace_monitors, below
         self._metrics = metrics
         self.monitors: dict[str, Monitor] = {}
         self._offsets: dict[str, tuple[float, float]] = {}
@@ -214,13 +214,14 @@ class CheckScheduler:
             for index, points in by_beat(due, self.beat).items():
                 at = index * self.beat
                 loop.call_at(at + then, self._fire_beat, at, points)
-        else:
-            for planned, name, interval in due:
-                loop.call_at(planned + then, self._fire, name, planned, interval)
+        else:  # each point a beat of its own
+            for point in due:
+                loop.call_at(point[0] + then, self._fire_beat, point[0], [point])
         self._planned_until = end
 
     def _fire_beat(self, at: float, points: list[Point]) -> None:
-        """Fire the runs planned on the beat at ``at`` (their grid points are before)."""
+        """Fire the runs planned on the beat at ``at`` (their grid points are at or before
+        it); the only timer callback, so the one place that never starts a run early."""
         early = at - time.time()
         if early > 0:  # loop timers round to the millisecond: keep the beat together
             asyncio.get_running_loop().call_later(early + 0.0005, self._fire_beat, at, points)
@@ -233,11 +234,6 @@ class CheckScheduler:
         if monitor is None or self._paused or monitor.interval != interval:
             return  # removed, shutting down, or armed before its interval changed
         now = time.time()
-        if now < planned:  # loop timers round to the millisecond: never start early
-            asyncio.get_running_loop().call_later(
-                planned - now + 0.0005, self._fire, name, planned, interval
-            )
-            return
         self.last_fire = time.monotonic()
         missed = missed_between(self._last_planned.get(name), planned, interval)
         self._last_planned[name] = planned

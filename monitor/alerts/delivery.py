@@ -49,7 +49,8 @@ FIRST_RETRY = 5.0  # seconds after the first failed send; doubling, up to ...
 MAX_RETRY = 600.0
 
 
-_EARLY = timedelta(seconds=POLL / 10)  # how early a pass may run: timer rounding
+EARLY = POLL / 10  # seconds: how early a pass may run (timer rounding)
+_EARLY = timedelta(seconds=EARLY)
 
 
 def to_next_pass(now: float) -> float:
@@ -58,7 +59,7 @@ def to_next_pass(now: float) -> float:
     too, so an idle daemon wakes once a second instead of two or three times. A pass that
     ran just before a whole second counts as that second's."""
     wait = POLL - now % POLL
-    return wait + POLL if wait < POLL / 10 else wait
+    return wait + POLL if wait < EARLY else wait
 
 
 def retry_delay(attempts: int) -> float:
