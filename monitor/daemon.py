@@ -119,17 +119,6 @@ async def run_daemon(
             now, healthy, writer.last_error or states.last_error, missed, pending
         )
 
-    delivery = Delivery(
-        Outbox(store) if shard.delivers else None,
-        channels,
-        config.alerts,
-        metrics,
-        lambda name: _failing(tracker, name),
-        vitals,
-        who="" if shard.whole else f"worker {shard.label}",
-        look_every=LOOK_ALONE if shard.whole else POLL,
-    )
-
     async def write_states(records: Sequence[StateRecord]) -> None:
         await store.write_states(records)
         if any(record.alerts for record in records):
@@ -145,6 +134,17 @@ async def run_daemon(
     session = make_session()
     runner = Runner(session, writer, metrics, judge)
     scheduler = CheckScheduler(config.monitors, runner.run_round, metrics, beat=config.server.beat)
+    delivery = Delivery(
+        Outbox(store) if shard.delivers else None,
+        channels,
+        config.alerts,
+        metrics,
+        lambda name: _failing(tracker, name),
+        vitals,
+        who="" if shard.whole else f"worker {shard.label}",
+        look_every=LOOK_ALONE if shard.whole else POLL,
+        pass_every=lambda: scheduler.tick,  # one wake-up of the loop for both
+    )
 
     def health() -> Health:
         firing = scheduler.running and scheduler.firing_recently()

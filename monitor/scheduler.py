@@ -5,10 +5,11 @@ with a stable offset derived from its name. The grid spreads monitors evenly ove
 interval, survives restarts, and lets a run know when it was planned, so lag and missed
 runs are measured rather than guessed.
 
-One APScheduler interval job (the tick, every second) plans the grid points of the next
-two seconds and arms event-loop timers for them. APScheduler's own per-job machinery
-(a job store kept sorted, datetimes, an executor, events) cost 80-240 µs a run and was a
-quarter of a check's CPU with thousands of monitors; a loop timer costs a few µs.
+One APScheduler interval job (the tick, every second, or once a beat when the beat is
+longer) plans the grid points of the next two ticks and arms event-loop timers for them.
+APScheduler's own per-job machinery (a job store kept sorted, datetimes, an executor,
+events) cost 80-240 µs a run and was a quarter of a check's CPU with thousands of
+monitors; a loop timer costs a few µs.
 
 Runs are planned on a beat (``server.beat``; 0 plans each at its own grid point): a
 monitor's run is planned at the first multiple of the beat at or after its grid point, and
@@ -68,8 +69,8 @@ def misfire_grace(interval: float) -> int:
     return max(1, int(interval / 2))
 
 
-TICK = 1.0  # seconds between two plannings
-HORIZON = 2.0  # each planning arms the timers of this many seconds ahead (more than TICK)
+TICK = 1.0  # seconds between two plannings, at least (once a beat when it is longer)
+HORIZON = 2  # each planning arms the timers of this many ticks ahead
 # The beats ``auto`` chooses from, in seconds: each divides 5 s, so the runs of a monitor
 # whose interval is a multiple of 5 s stay exactly one interval apart.
 BEAT_STEPS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -107,6 +108,18 @@ def choose_beat(configured: float | None, intervals: Iterable[float]) -> float:
 def _divides(step: float, interval: float) -> bool:
     """Whether ``interval`` is a whole number of ``step``s (to a microsecond)."""
     return abs(interval / step - round(interval / step)) * step < 1e-6
+
+
+def tick_every(beat: float) -> float:
+    """Seconds between two plannings: a second, or a beat when the beat is longer, so an
+    idle loop wakes once a beat (a 2.5 s beat: 15% less CPU at 1,000 sites every 60 s)."""
+    return max(TICK, beat)
+
+
+def next_tick(now: float, every: float) -> float:
+    """The first multiple of ``every`` (Unix time) after ``now``: ticks fall on the beats,
+    and on whole seconds, where the delivery worker's passes fall too."""
+    return (math.floor(now / every) + 1) * every
 
 
 def by_beat(points: Iterable[Point], beat: float) -> dict[int, list[Point]]:
@@ -156,6 +169,7 @@ class CheckScheduler:
         self._run_round = run_round
         self._configured_beat = beat
         self.beat: float  # set by replace_monitors, below
+        self.tick = 0.0  # seconds between plannings: set by replace_monitors too
         self._metrics = metrics
         self.monitors: dict[str, Monitor] = {}
         self._offsets: dict[str, tuple[float, float]] = {}
@@ -169,9 +183,9 @@ class CheckScheduler:
         self.replace_monitors(monitors)
 
     def replace_monitors(self, monitors: Sequence[Monitor]) -> tuple[str, ...]:
-        """Fire ``monitors`` from now on: new ones join their grid within two seconds,
-        changed ones are re-planned, unchanged ones go on; returns the names no longer
-        fired."""
+        """Fire ``monitors`` from now on: new ones (and those with a new interval) from
+        their next grid point, the others as before; returns the names no longer fired."""
+        now = time.time()
         wanted = {monitor.name: monitor for monitor in monitors}
         removed = tuple(name for name in self.monitors if name not in wanted)
         # A new interval starts a new grid: the last run on the old one missed nothing.
@@ -182,6 +196,7 @@ class CheckScheduler:
         ]
         for name in (*removed, *replanned):
             self._last_planned.pop(name, None)
+        joining = [name for name in wanted if name not in self.monitors or name in replanned]
         self.monitors = wanted
         self._offsets = {
             name: (start_offset(name, monitor.interval), monitor.interval)
@@ -191,33 +206,55 @@ class CheckScheduler:
         self.beat = choose_beat(self._configured_beat, (m.interval for m in monitors))
         self._metrics.scheduler_beat.set(self.beat)
         self.longest_interval = max((m.interval for m in monitors), default=0.0)
+        if self._planned_until is not None and not self._paused:
+            # The ticks so far armed the points up to _planned_until without these.
+            joined = Grid({name: self._offsets[name] for name in joining})
+            self._arm(joined.due(now, self._planned_until))
+        self._retick(tick_every(self.beat))
         return removed
+
+    def _retick(self, every: float) -> None:
+        """Tick every ``every`` seconds from the next multiple of it on."""
+        changed = every != self.tick
+        self.tick = every
+        if changed and self._scheduler.get_job("tick") is not None:
+            # Its first planning falls on the first beat after now; the points between
+            # the old plan's end and it run on that beat too, so none is late.
+            self._scheduler.reschedule_job("tick", trigger=self._tick_trigger())
+
+    def _tick_trigger(self) -> IntervalTrigger:
+        first = datetime.fromtimestamp(next_tick(time.time(), self.tick), UTC)
+        return IntervalTrigger(seconds=self.tick, start_date=first, timezone=UTC)
 
     async def _tick(self) -> None:
         self._plan()
 
     def _plan(self) -> None:
         """Arm a loop timer for every grid point from where the last tick stopped to
-        HORIZON seconds ahead (a late tick catches up; a point passed is fired at once)."""
+        HORIZON ticks ahead (a late tick catches up; a point passed is fired at once)."""
         if self._paused:
             return
         now = time.time()
-        loop = asyncio.get_running_loop()
-        then = loop.time() - now  # loop clock minus wall clock
         start = now if self._planned_until is None else self._planned_until
         # After a stall, points later than any misfire grace are not worth a timer.
-        start = max(start, now - self.longest_interval / 2 - TICK - self.beat)
-        end = now + HORIZON
-        offsets = self._offsets
-        due = ((planned, name, offsets[name][1]) for planned, name in self._grid.due(start, end))
-        if self.beat > 0:
-            for index, points in by_beat(due, self.beat).items():
-                at = index * self.beat
-                loop.call_at(at + then, self._fire_beat, at, points)
-        else:  # each point a beat of its own
-            for point in due:
-                loop.call_at(point[0] + then, self._fire_beat, point[0], [point])
+        start = max(start, now - self.longest_interval / 2 - self.tick - self.beat)
+        end = now + HORIZON * self.tick
+        self._arm(self._grid.due(start, end))
         self._planned_until = end
+
+    def _arm(self, due: Iterable[tuple[float, str]]) -> None:
+        """Arm the loop timers of the grid points ``due``: one a beat."""
+        loop = asyncio.get_running_loop()
+        then = loop.time() - time.time()  # loop clock minus wall clock
+        offsets = self._offsets
+        points = ((planned, name, offsets[name][1]) for planned, name in due)
+        if self.beat > 0:
+            for index, beat_points in by_beat(points, self.beat).items():
+                at = index * self.beat
+                loop.call_at(at + then, self._fire_beat, at, beat_points)
+        else:  # each point a beat of its own
+            for point in points:
+                loop.call_at(point[0] + then, self._fire_beat, point[0], [point])
 
     def _fire_beat(self, at: float, points: list[Point]) -> None:
         """Fire the runs planned on the beat at ``at`` (their grid points are at or before
@@ -233,9 +270,12 @@ class CheckScheduler:
         monitor = self.monitors.get(name)
         if monitor is None or self._paused or monitor.interval != interval:
             return  # removed, shutting down, or armed before its interval changed
+        previous = self._last_planned.get(name)
+        if previous == planned:
+            return  # armed twice (removed and added again within two ticks): ran once
         now = time.time()
         self.last_fire = time.monotonic()
-        missed = missed_between(self._last_planned.get(name), planned, interval)
+        missed = missed_between(previous, planned, interval)
         self._last_planned[name] = planned
         if name in self._busy or now - planned > misfire_grace(interval):
             self._metrics.count_missed(missed + 1)  # this point is lost too
@@ -260,13 +300,12 @@ class CheckScheduler:
 
     def start(self) -> None:
         self.last_fire = time.monotonic()
-        self._plan()  # the next HORIZON seconds; the tick goes on from there
-        # Ticks on whole seconds, where the delivery worker's passes and the longer beats
-        # fall too: one wake-up of the loop for all of them.
-        first = datetime.fromtimestamp(math.ceil(time.time()), UTC)
+        self._plan()  # the next HORIZON ticks; the tick goes on from there
+        # Ticks on the beats and whole seconds, where the delivery worker's passes fall
+        # too: one wake-up of the loop for all of them.
         self._scheduler.add_job(
             self._tick,
-            IntervalTrigger(seconds=TICK, start_date=first, timezone=UTC),
+            self._tick_trigger(),
             id="tick",
             coalesce=True,
             max_instances=1,

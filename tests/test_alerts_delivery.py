@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from monitor.alerts import selfcheck
 from monitor.alerts.apprise_send import Channels
-from monitor.alerts.delivery import POLL, Delivery, next_look, to_next_pass
+from monitor.alerts.delivery import EARLY, POLL, Delivery, next_look, to_next_pass
 from monitor.alerts.model import AlertSettings, Event, Notifier, Route
 from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle
 from monitor.alerts.routing import routed
@@ -459,6 +459,41 @@ async def test_a_store_lost_after_the_send_does_not_send_it_again(store: SqlStor
     assert await statuses(store) == [("hook", "down", 1, "sent")]
 
 
+class SettledWhileRead(Outbox):
+    """An outbox whose read of due rows, once ``slow``, returns only after the sends in
+    flight were settled: a pass that reads while a lane marks a row sent."""
+
+    def __init__(self, store: SqlStore) -> None:
+        super().__init__(store)
+        self.slow = False
+        self.lanes_done: Callable[[], Awaitable[None]] | None = None
+
+    async def due(self, now: datetime, *, with_held: bool, limit: int = 500) -> list[DueAlert]:
+        rows = await super().due(now, with_held=with_held, limit=limit)
+        if self.slow and self.lanes_done is not None:
+            self.slow = False
+            await self.lanes_done()
+        return rows
+
+
+async def test_a_row_sent_while_a_pass_reads_it_is_not_sent_again(store: SqlStore) -> None:
+    async with webhook() as hook:
+        hook.delay = 0.3  # the send is still in flight when the next pass reads
+        routes = [Route(notify=("hook",))]
+        alerting = settings({"hook": hook.url}, routes)
+        outbox = SettledWhileRead(store)
+        channels = Channels(alerting.notifiers, alerting.timeout)
+        delivery = Delivery(outbox, channels, alerting, Metrics())
+        outbox.lanes_done = delivery.idle
+        await store.write_states([down("shop", T0, routes)])
+        await delivery.run_once(T0 + 11 * SEC)  # its lane starts the send
+        outbox.slow = True
+        await deliver(delivery, T0 + 12 * SEC)  # reads it pending; marked sent meanwhile
+        await deliver(delivery, T0 + 13 * SEC)
+    assert len(hook.received) == 1
+    assert await statuses(store) == [("hook", "down", 1, "sent")]
+
+
 async def test_the_worker_lives_through_a_dead_database(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -605,15 +640,47 @@ async def test_a_worker_beside_others_reads_the_outbox_on_every_pass(store: SqlS
     assert outbox.reads == len(passes)
 
 
+async def test_passes_keep_to_the_schedulers_tick(store: SqlStore) -> None:
+    """With a tick longer than a second (a long beat), the worker passes once a tick, on
+    the tick's multiples of Unix time, and follows the tick when it changes."""
+    alerting = settings({"hook": "json://127.0.0.1:9/"}, [Route(notify=("hook",))])
+    passes: list[float] = []
+    tick = [2.0]
+
+    def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
+        passes.append(now.timestamp())
+        return selfcheck.Vitals(now, True, None, 0.0, pending)
+
+    channels = Channels(alerting.notifiers, alerting.timeout)
+    delivery = Delivery(
+        Outbox(store), channels, alerting, Metrics(), vitals=vitals, pass_every=lambda: tick[0]
+    )
+    delivery.start()
+    try:
+        await asyncio.sleep(4.5)
+        on_two = len(passes)
+        tick[0] = 0.5  # from the pass after the one already waited for
+        await asyncio.sleep(3.0)
+    finally:
+        await delivery.close(5.0)
+    assert 2 <= on_two <= 3, passes  # the first, then one every 2 s
+    late = [p % 2.0 for p in passes[1:on_two]]
+    assert all(lateness < 0.1 or lateness > 2.0 - EARLY for lateness in late), passes
+    assert len(passes) - on_two >= 3, passes  # then every 0.5 s
+
+
 @pytest.mark.parametrize(
-    ("now", "wait"),
+    ("now", "every", "wait"),
     [
-        pytest.param(1_790_000_000.0, 1.0, id="on-a-second-the-next"),
-        pytest.param(1_790_000_000.25, 0.75, id="woken-between"),
-        pytest.param(1_790_000_000.899, 0.101, id="just-over-a-tenth-before"),
-        pytest.param(1_790_000_000.995, 1.005, id="early-by-a-timer-counts-as-that-second"),
+        pytest.param(1_790_000_000.0, 1.0, 1.0, id="on-a-second-the-next"),
+        pytest.param(1_790_000_000.25, 1.0, 0.75, id="woken-between"),
+        pytest.param(1_790_000_000.899, 1.0, 0.101, id="just-over-a-tenth-before"),
+        pytest.param(1_790_000_000.995, 1.0, 1.005, id="early-by-a-timer-counts-as-that-second"),
+        pytest.param(1_790_000_000.0, 2.5, 2.5, id="on-a-tick-of-a-beat-the-next"),
+        pytest.param(1_790_000_001.0, 2.5, 1.5, id="woken-between-beats"),
+        pytest.param(1_790_000_002.45, 2.5, 2.55, id="early-counts-as-that-beat"),
     ],
 )
-def test_passes_fall_on_whole_seconds(now: float, wait: float) -> None:
-    assert to_next_pass(now) == pytest.approx(wait, abs=1e-6)
-    assert (now + to_next_pass(now)) % 1.0 == pytest.approx(0.0, abs=1e-6)
+def test_passes_fall_on_the_ticks(now: float, every: float, wait: float) -> None:
+    assert to_next_pass(now, every) == pytest.approx(wait, abs=1e-6)
+    assert (now + wait) % every == pytest.approx(0.0, abs=1e-6)

@@ -19,8 +19,10 @@ from monitor.scheduler import (
     choose_beat,
     misfire_grace,
     missed_between,
+    next_tick,
     planned_time,
     start_offset,
+    tick_every,
 )
 
 
@@ -278,4 +280,95 @@ async def test_a_new_interval_counts_no_missed_runs() -> None:
         scheduler.shutdown()
     assert 2.0 in fired
     assert fired.count(0.5) >= 2
+    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+
+
+@pytest.mark.parametrize(
+    ("beat", "tick"),
+    [(0.0, 1.0), (0.05, 1.0), (1.0, 1.0), (2.5, 2.5), (5.0, 5.0)],
+)
+def test_the_tick_is_a_second_or_a_longer_beat(beat: float, tick: float) -> None:
+    assert tick_every(beat) == tick
+
+
+@pytest.mark.parametrize(
+    ("now", "every", "expected"),
+    [
+        (1_790_000_000.0, 1.0, 1_790_000_001.0),  # on a tick: the next one
+        (1_790_000_000.4, 1.0, 1_790_000_001.0),
+        (1_790_000_001.0, 2.5, 1_790_000_002.5),  # on the beats, not a second after now
+        (1_790_000_002.5, 2.5, 1_790_000_005.0),
+        (1_790_000_003.0, 5.0, 1_790_000_005.0),
+    ],
+)
+def test_ticks_fall_on_multiples_of_themselves(now: float, every: float, expected: float) -> None:
+    assert next_tick(now, every) == pytest.approx(expected, abs=1e-6)
+
+
+def _sites(count: int, interval: float) -> list[Site]:
+    return [
+        Site(name=f"s{i}", url="http://127.0.0.1/", interval=interval, timeout=1.0)
+        for i in range(count)
+    ]
+
+
+async def test_after_a_reload_to_a_long_beat_every_point_fires_on_its_beat() -> None:
+    # 200 sites move from 10 s (a 1 s beat, ticks every second) to 25 s (a 2.5 s beat and
+    # tick). The new grid's points up to where the last tick planned are armed at the
+    # reload; those after it, by the new tick, which falls on the beat they run on.
+    fired: list[tuple[str, float]] = []
+
+    async def run_round(monitor: Monitor) -> None:
+        fired.append((monitor.name, time.time()))
+
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler(_sites(200, 10.0), run_round, Metrics(registry), beat=2.5)
+    assert (scheduler.beat, scheduler.tick) == (1.0, 1.0)
+    scheduler.start()
+    try:
+        # Reload 0.2 s after a multiple of 2.5 s: the old ticks planned 1.3-1.8 s ahead,
+        # and the next tick of 2.5 s is 2.3 s away.
+        since = time.time() % 2.5
+        await asyncio.sleep(0.2 - since + (2.5 if since > 0.1 else 0.0))
+        reloaded = time.time()
+        fired.clear()
+        scheduler.replace_monitors(_sites(200, 25.0))
+        assert (scheduler.beat, scheduler.tick) == (2.5, 2.5)
+        await asyncio.sleep(5.3)
+    finally:
+        scheduler.stop_firing()
+        scheduler.shutdown()
+    offsets = {f"s{i}": (start_offset(f"s{i}", 25.0), 25.0) for i in range(200)}
+    due = sorted(Grid(offsets).due(reloaded, reloaded + 4.5))
+    assert len(due) >= 25
+    runs = {name: at for name, at in fired}
+    for planned, name in due:
+        beat = math.ceil(planned / 2.5) * 2.5
+        assert name in runs, (name, planned - reloaded)
+        assert 0.0 <= runs[name] - beat < 0.25, (name, planned - reloaded, runs[name] - beat)
+    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+
+
+async def test_a_monitor_removed_and_added_again_within_a_tick_runs_once_a_point() -> None:
+    # Its points stay armed from before; arming them again must not run them twice.
+    fired: Counter[str] = Counter()
+
+    async def run_round(monitor: Monitor) -> None:
+        fired[monitor.name] += 1
+
+    registry = CollectorRegistry()
+    sites = _sites(5, 1.0)
+    scheduler = CheckScheduler(sites, run_round, Metrics(registry))
+    scheduler.start()
+    try:
+        await asyncio.sleep(0.3)
+        scheduler.replace_monitors([])
+        scheduler.replace_monitors(sites)
+        fired.clear()
+        await asyncio.sleep(2.5)
+    finally:
+        scheduler.stop_firing()
+        scheduler.shutdown()
+    assert set(fired) == {site.name for site in sites}
+    assert all(2 <= count <= 3 for count in fired.values()), fired
     assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0

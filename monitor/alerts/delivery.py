@@ -1,9 +1,10 @@
 """The delivery worker: sends the outbox's due alerts through Apprise and settles each row.
 
-One task wakes every second (and at once after the store wrote alerts or a send
-ended) to check the daemon's own health, and reads the outbox when it may hold work: when
-woken, when its earliest pending row falls due, while rows are held, and besides every
-``look_every`` seconds (every second when other processes write the outbox too). It reads
+One task wakes with the scheduler's tick (every second, or once a beat when the beat is
+longer) and at once after the store wrote alerts or a send ended, to check the daemon's
+own health, and reads the outbox when it may hold work: when woken, when its earliest
+pending row falls due, while rows are held, and besides every ``look_every`` seconds
+(every pass when other processes write the outbox too). It reads
 the due rows, decides their fate (``routing.disposition``), composes messages (``content.compose``:
 grouped in a storm, held while the canary fails), applies each notifier's rate limit and
 hands the messages to that notifier's *lane*: a task that sends them one after another and
@@ -41,7 +42,7 @@ from monitor.errors import NotifyError, StoreError
 
 log = logging.getLogger("monitor.alerts")
 
-POLL = 1.0  # seconds between passes when nothing wakes the worker
+POLL = 1.0  # seconds between passes when nothing wakes the worker, at least
 # Seconds between looks at an outbox no other process writes, when nothing is due sooner.
 # A look costs two queries at least; every second, that was half of an idle daemon's CPU.
 LOOK_ALONE = 60.0
@@ -53,13 +54,13 @@ EARLY = POLL / 10  # seconds: how early a pass may run (timer rounding)
 _EARLY = timedelta(seconds=EARLY)
 
 
-def to_next_pass(now: float) -> float:
+def to_next_pass(now: float, every: float = POLL) -> float:
     """Seconds from ``now`` (Unix time) to the next pass when nothing wakes the worker: the
-    next whole second, where the scheduler's tick (and a beat of a second or more) falls
-    too, so an idle daemon wakes once a second instead of two or three times. A pass that
-    ran just before a whole second counts as that second's."""
-    wait = POLL - now % POLL
-    return wait + POLL if wait < EARLY else wait
+    next multiple of ``every``, where the scheduler's tick falls too (``every`` is the
+    tick), so an idle daemon wakes once a tick instead of two or three times. A pass that
+    ran just before that time counts as its."""
+    wait = every - now % every
+    return wait + every if wait < EARLY else wait
 
 
 def retry_delay(attempts: int) -> float:
@@ -117,12 +118,15 @@ class Delivery:
         vitals: Vitals | None = None,
         who: str = "",
         look_every: float = POLL,
+        pass_every: Callable[[], float] = lambda: POLL,
     ) -> None:
         """Without an ``outbox`` only the daemon's own alerts are sent (a worker other
         than the one that delivers); ``who`` ends their titles (e.g. "worker 1/2").
         ``look_every``: the longest time between two reads of the outbox; POLL when
-        other processes write it, since nothing wakes this worker for their rows."""
+        other processes write it, since nothing wakes this worker for their rows.
+        ``pass_every``: the seconds between passes now (the scheduler's tick)."""
         self._look_every = look_every
+        self._pass_every = pass_every
         self._next_look = datetime.min.replace(tzinfo=UTC)
         self._outbox = outbox
         self._who = who
@@ -136,6 +140,7 @@ class Delivery:
         self._limits: dict[str, RateLimit] = {}
         self._lanes = Lanes(on_done=self.wake)  # a lane's rows may be due again
         self._busy: set[int] = set()  # rows a lane works on or whose settling failed
+        self._settled_in_read: set[int] = set()  # rows settled since the last read began
         self._unsettled: list[tuple[Settle, PendingAlert]] = []  # the store was away
         self._direct: list[_Direct] = []
         self._noticed: set[str] = set()  # notifiers told of the canary in this outage
@@ -171,14 +176,15 @@ class Delivery:
         failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), to_next_pass(time.time()))
+                wait = to_next_pass(time.time(), self._pass_every())
+                await asyncio.wait_for(self._woken.wait(), wait)
             now = datetime.now(UTC)
             if self._woken.is_set():
                 # Look now, and on every pass after until a look gets to its end.
                 self._next_look = now
             self._woken.clear()
             try:
-                # A pass may run a little before the whole second a look was due at.
+                # A pass may run a little before the time a look was due at.
                 await self.run_once(now, look=now + _EARLY >= self._next_look)
             except StoreError as exc:
                 error = str(exc)
@@ -204,10 +210,12 @@ class Delivery:
         canary = self._settings.canary is not None and self._failing(self._settings.canary)
         if not canary:
             self._noticed.clear()
+        # A lane may settle a row while this reads it (still pending): not sent again.
+        self._settled_in_read = settled_in_read = set[int]()
         due = [
             d
             for d in await self._outbox.due(now, with_held=not canary)
-            if d.alert.id not in self._busy
+            if d.alert.id not in self._busy and d.alert.id not in settled_in_read
         ]
         settled, offered = self._triage(due, now)
         composed = content.compose(offered, now, self._settings, canary)
@@ -309,6 +317,7 @@ class Delivery:
         self._metrics.set_outbox_pending(self._pending)
         for one in settled:
             self._busy.discard(one.id)
+            self._settled_in_read.add(one.id)
             row = rows[one.id]
             outcome = "retry" if one.status is Status.PENDING else one.status.value
             self._metrics.observe_alert(row.notifier, row.event.value, outcome)
