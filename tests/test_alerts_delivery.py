@@ -20,7 +20,14 @@ from sqlalchemy import select
 
 from monitor.alerts import selfcheck
 from monitor.alerts.apprise_send import Channels
-from monitor.alerts.delivery import EARLY, POLL, Delivery, next_look, to_next_pass
+from monitor.alerts.delivery import (
+    EARLY,
+    LOOK_ALONE,
+    POLL,
+    Delivery,
+    next_look,
+    to_next_pass,
+)
 from monitor.alerts.model import AlertSettings, Event, Notifier, Route
 from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle
 from monitor.alerts.routing import routed
@@ -618,9 +625,13 @@ async def test_an_idle_worker_reads_the_outbox_when_woken_not_every_second(
     assert "shop" in payload["title"]
 
 
-async def test_a_worker_beside_others_reads_the_outbox_on_every_pass(store: SqlStore) -> None:
-    """Under --workers others insert rows, so every pass (on whole seconds) reads the
-    outbox, even one that runs a little before the second its look was due at."""
+@pytest.mark.parametrize("tick", [1.0, 2.0])
+async def test_a_worker_beside_others_reads_the_outbox_every_second(
+    store: SqlStore, tick: float
+) -> None:
+    """Under --workers others insert rows, so it passes and reads the outbox every second
+    (on whole seconds), whatever the tick, even when a pass runs a little before the
+    second its look was due at."""
     alerting = settings({"hook": "json://127.0.0.1:9/"}, [Route(notify=("hook",))])
     outbox = CountingOutbox(store)
     passes: list[datetime] = []
@@ -630,7 +641,15 @@ async def test_a_worker_beside_others_reads_the_outbox_on_every_pass(store: SqlS
         return selfcheck.Vitals(now, True, None, 0.0, pending)
 
     channels = Channels(alerting.notifiers, alerting.timeout)
-    delivery = Delivery(outbox, channels, alerting, Metrics(), vitals=vitals, look_every=POLL)
+    delivery = Delivery(
+        outbox,
+        channels,
+        alerting,
+        Metrics(),
+        vitals=vitals,
+        look_every=POLL,
+        pass_every=lambda: tick,
+    )
     delivery.start()
     try:
         await asyncio.sleep(4.5)
@@ -653,7 +672,13 @@ async def test_passes_keep_to_the_schedulers_tick(store: SqlStore) -> None:
 
     channels = Channels(alerting.notifiers, alerting.timeout)
     delivery = Delivery(
-        Outbox(store), channels, alerting, Metrics(), vitals=vitals, pass_every=lambda: tick[0]
+        Outbox(store),
+        channels,
+        alerting,
+        Metrics(),
+        vitals=vitals,
+        look_every=LOOK_ALONE,
+        pass_every=lambda: tick[0],
     )
     delivery.start()
     try:
@@ -684,3 +709,20 @@ async def test_passes_keep_to_the_schedulers_tick(store: SqlStore) -> None:
 def test_passes_fall_on_the_ticks(now: float, every: float, wait: float) -> None:
     assert to_next_pass(now, every) == pytest.approx(wait, abs=1e-6)
     assert (now + wait) % every == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("now", "look_at", "wait"),
+    [
+        pytest.param(1_790_000_000.0, 1_790_000_002.0, 2.0, id="a-row-due-before-the-tick"),
+        pytest.param(1_790_000_000.0, 1_790_000_000.05, 0.05, id="due-in-a-moment"),
+        pytest.param(1_790_000_000.0, 1_790_000_007.0, 5.0, id="due-after-the-tick"),
+        pytest.param(1_790_000_000.0, 1_790_000_000.0, 5.0, id="held-rows-look-on-the-tick"),
+        pytest.param(1_790_000_000.0, 1_789_999_990.0, 5.0, id="overdue-on-the-tick"),
+        pytest.param(1_790_000_000.0, None, 5.0, id="nothing-due"),
+    ],
+)
+def test_a_row_falling_due_before_the_tick_brings_the_pass_forward(
+    now: float, look_at: float | None, wait: float
+) -> None:
+    assert to_next_pass(now, 5.0, look_at) == pytest.approx(wait, abs=1e-6)

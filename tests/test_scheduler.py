@@ -372,3 +372,31 @@ async def test_a_monitor_removed_and_added_again_within_a_tick_runs_once_a_point
     assert set(fired) == {site.name for site in sites}
     assert all(2 <= count <= 3 for count in fired.values()), fired
     assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+
+
+async def test_after_a_reload_to_a_shorter_tick_no_point_runs_twice() -> None:
+    # 200 sites every 25 s on a 2.5 s beat and tick: the ticks planned 2.5-5 s ahead. A
+    # site every 5 s joins: the beat and the tick fall to 0.5 s and 1 s, and the new ticks
+    # plan from where the old plan ended, not from nearer (which armed points twice).
+    fired: Counter[str] = Counter()
+
+    async def run_round(monitor: Monitor) -> None:
+        fired[monitor.name] += 1
+
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler(_sites(200, 25.0), run_round, Metrics(registry), beat=2.5)
+    scheduler.start()
+    try:
+        since = time.time() % 2.5
+        await asyncio.sleep(2.5 - since + 0.3)  # just after a tick of 2.5 s
+        fast = Site(name="fast", url="http://127.0.0.1/", interval=5.0, timeout=1.0)
+        scheduler.replace_monitors([*_sites(200, 25.0), fast])
+        assert (scheduler.beat, scheduler.tick) == (0.5, 1.0)
+        await asyncio.sleep(5.0)
+    finally:
+        scheduler.stop_firing()
+        scheduler.shutdown()
+    assert sum(fired.values()) >= 40
+    twice = {name: count for name, count in fired.items() if count > 1 and name != "fast"}
+    assert not twice
+    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0

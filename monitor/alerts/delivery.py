@@ -1,10 +1,10 @@
 """The delivery worker: sends the outbox's due alerts through Apprise and settles each row.
 
 One task wakes with the scheduler's tick (every second, or once a beat when the beat is
-longer) and at once after the store wrote alerts or a send ended, to check the daemon's
-own health, and reads the outbox when it may hold work: when woken, when its earliest
-pending row falls due, while rows are held, and besides every ``look_every`` seconds
-(every pass when other processes write the outbox too). It reads
+longer), at once after the store wrote alerts or a send ended, and when a row falls due,
+to check the daemon's own health, and reads the outbox when it may hold work: when woken,
+when its earliest pending row falls due, on every pass while rows are held, and besides
+every ``look_every`` seconds (every second when other processes write the outbox too). It reads
 the due rows, decides their fate (``routing.disposition``), composes messages (``content.compose``:
 grouped in a storm, held while the canary fails), applies each notifier's rate limit and
 hands the messages to that notifier's *lane*: a task that sends them one after another and
@@ -54,13 +54,18 @@ EARLY = POLL / 10  # seconds: how early a pass may run (timer rounding)
 _EARLY = timedelta(seconds=EARLY)
 
 
-def to_next_pass(now: float, every: float = POLL) -> float:
+def to_next_pass(now: float, every: float = POLL, look_at: float | None = None) -> float:
     """Seconds from ``now`` (Unix time) to the next pass when nothing wakes the worker: the
     next multiple of ``every``, where the scheduler's tick falls too (``every`` is the
-    tick), so an idle daemon wakes once a tick instead of two or three times. A pass that
-    ran just before that time counts as its."""
+    tick), so an idle daemon wakes once a tick instead of two or three times; a pass that
+    ran just before that time counts as its. Sooner when the outbox is to be read sooner,
+    at ``look_at`` (a row falls due: a retry, an escalation, a reminder)."""
     wait = every - now % every
-    return wait + every if wait < EARLY else wait
+    if wait < EARLY:
+        wait += every
+    if look_at is not None and 0 < look_at - now < wait:
+        return look_at - now
+    return wait
 
 
 def retry_delay(attempts: int) -> float:
@@ -124,7 +129,8 @@ class Delivery:
         than the one that delivers); ``who`` ends their titles (e.g. "worker 1/2").
         ``look_every``: the longest time between two reads of the outbox; POLL when
         other processes write it, since nothing wakes this worker for their rows.
-        ``pass_every``: the seconds between passes now (the scheduler's tick)."""
+        ``pass_every``: the seconds between passes now (the scheduler's tick), unless the
+        outbox is to be read sooner."""
         self._look_every = look_every
         self._pass_every = pass_every
         self._next_look = datetime.min.replace(tzinfo=UTC)
@@ -176,8 +182,7 @@ class Delivery:
         failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
-                wait = to_next_pass(time.time(), self._pass_every())
-                await asyncio.wait_for(self._woken.wait(), wait)
+                await asyncio.wait_for(self._woken.wait(), self._to_next_pass(time.time()))
             now = datetime.now(UTC)
             if self._woken.is_set():
                 # Look now, and on every pass after until a look gets to its end.
@@ -198,6 +203,14 @@ class Delivery:
             delay = retry_delay(failures) / 5  # 1 s, 2 s, ... up to 2 min
             logs.event(log, "alerts.store_failed", logging.WARNING, error=error, retry_in=delay)
             await asyncio.sleep(delay)
+
+    def _to_next_pass(self, now: float) -> float:
+        """Seconds to the next pass: on the tick, at least every ``look_every`` seconds
+        while there is an outbox to read, and when a row in it falls due."""
+        if self._outbox is None:
+            return to_next_pass(now, self._pass_every())
+        every = min(self._pass_every(), self._look_every)
+        return to_next_pass(now, every, self._next_look.timestamp())
 
     async def run_once(self, now: datetime, look: bool = True) -> None:
         """One pass at ``now``: self alerts, then (with ``look``) the due rows of the
