@@ -6,6 +6,8 @@ import asyncio
 import math
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -248,14 +250,21 @@ def test_the_beat_follows_the_monitors_when_they_are_replaced() -> None:
     assert registry.get_sample_value("monitor_scheduler_beat_seconds") == 0.1
 
 
-async def _fire_for(scheduler: CheckScheduler, seconds: float) -> None:
-    """Start ``scheduler``, let it fire for ``seconds``, and stop it."""
+@asynccontextmanager
+async def _firing(scheduler: CheckScheduler) -> AsyncIterator[None]:
+    """``scheduler`` firing for the block, stopped after it."""
     scheduler.start()
     try:
-        await asyncio.sleep(seconds)
+        yield
     finally:
         scheduler.stop_firing()
         scheduler.shutdown()
+
+
+async def _fire_for(scheduler: CheckScheduler, seconds: float) -> None:
+    """Start ``scheduler``, let it fire for ``seconds``, and stop it."""
+    async with _firing(scheduler):
+        await asyncio.sleep(seconds)
 
 
 async def test_a_new_interval_counts_no_missed_runs() -> None:
@@ -270,14 +279,10 @@ async def test_a_new_interval_counts_no_missed_runs() -> None:
 
     registry = CollectorRegistry()
     scheduler = CheckScheduler([site(2.0)], run_round, Metrics(registry))
-    scheduler.start()
-    try:
+    async with _firing(scheduler):
         await asyncio.sleep(2.2)
-        scheduler.replace_monitors([site(0.5)])  # on the new grid within two seconds
+        scheduler.replace_monitors([site(0.5)])  # on the new grid from its next point
         await asyncio.sleep(3.0)
-    finally:
-        scheduler.stop_firing()
-        scheduler.shutdown()
     assert 2.0 in fired
     assert fired.count(0.5) >= 2
     assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
@@ -324,8 +329,7 @@ async def test_after_a_reload_to_a_long_beat_every_point_fires_on_its_beat() -> 
     registry = CollectorRegistry()
     scheduler = CheckScheduler(_sites(200, 10.0), run_round, Metrics(registry), beat=2.5)
     assert (scheduler.beat, scheduler.tick) == (1.0, 1.0)
-    scheduler.start()
-    try:
+    async with _firing(scheduler):
         # Reload 0.2 s after a multiple of 2.5 s: the old ticks planned 1.3-1.8 s ahead,
         # and the next tick of 2.5 s is 2.3 s away.
         since = time.time() % 2.5
@@ -335,9 +339,6 @@ async def test_after_a_reload_to_a_long_beat_every_point_fires_on_its_beat() -> 
         scheduler.replace_monitors(_sites(200, 25.0))
         assert (scheduler.beat, scheduler.tick) == (2.5, 2.5)
         await asyncio.sleep(5.3)
-    finally:
-        scheduler.stop_firing()
-        scheduler.shutdown()
     offsets = {f"s{i}": (start_offset(f"s{i}", 25.0), 25.0) for i in range(200)}
     due = sorted(Grid(offsets).due(reloaded, reloaded + 4.5))
     assert len(due) >= 25
@@ -359,16 +360,12 @@ async def test_a_monitor_removed_and_added_again_within_a_tick_runs_once_a_point
     registry = CollectorRegistry()
     sites = _sites(5, 1.0)
     scheduler = CheckScheduler(sites, run_round, Metrics(registry))
-    scheduler.start()
-    try:
+    async with _firing(scheduler):
         await asyncio.sleep(0.3)
         scheduler.replace_monitors([])
         scheduler.replace_monitors(sites)
         fired.clear()
         await asyncio.sleep(2.5)
-    finally:
-        scheduler.stop_firing()
-        scheduler.shutdown()
     assert set(fired) == {site.name for site in sites}
     assert all(2 <= count <= 3 for count in fired.values()), fired
     assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
@@ -385,17 +382,13 @@ async def test_after_a_reload_to_a_shorter_tick_no_point_runs_twice() -> None:
 
     registry = CollectorRegistry()
     scheduler = CheckScheduler(_sites(200, 25.0), run_round, Metrics(registry), beat=2.5)
-    scheduler.start()
-    try:
+    async with _firing(scheduler):
         since = time.time() % 2.5
         await asyncio.sleep(2.5 - since + 0.3)  # just after a tick of 2.5 s
         fast = Site(name="fast", url="http://127.0.0.1/", interval=5.0, timeout=1.0)
         scheduler.replace_monitors([*_sites(200, 25.0), fast])
         assert (scheduler.beat, scheduler.tick) == (0.5, 1.0)
         await asyncio.sleep(5.0)
-    finally:
-        scheduler.stop_firing()
-        scheduler.shutdown()
     assert sum(fired.values()) >= 40
     twice = {name: count for name, count in fired.items() if count > 1 and name != "fast"}
     assert not twice

@@ -39,10 +39,11 @@ from monitor.alerts.model import AlertSettings, Event, Message, PendingAlert
 from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle, Status
 from monitor.alerts.ratelimit import RateLimit
 from monitor.errors import NotifyError, StoreError
+from monitor.scheduler import next_tick
 
 log = logging.getLogger("monitor.alerts")
 
-POLL = 1.0  # seconds between passes when nothing wakes the worker, at least
+POLL = 1.0  # seconds between passes when nothing wakes the worker (or the scheduler's tick)
 # Seconds between looks at an outbox no other process writes, when nothing is due sooner.
 # A look costs two queries at least; every second, that was half of an idle daemon's CPU.
 LOOK_ALONE = 60.0
@@ -60,7 +61,7 @@ def to_next_pass(now: float, every: float = POLL, look_at: float | None = None) 
     tick), so an idle daemon wakes once a tick instead of two or three times; a pass that
     ran just before that time counts as its. Sooner when the outbox is to be read sooner,
     at ``look_at`` (a row falls due: a retry, an escalation, a reminder)."""
-    wait = every - now % every
+    wait = next_tick(now, every) - now
     if wait < EARLY:
         wait += every
     if look_at is not None and 0 < look_at - now < wait:
