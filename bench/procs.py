@@ -53,6 +53,26 @@ def tree(pid: int) -> Cpu:
     return Cpu(own, top.children)
 
 
+def runtime(pid: int) -> float:
+    """CPU seconds of ``pid``'s live threads from /proc/PID/task/*/schedstat, which counts
+    nanoseconds: /proc/PID/stat rounds to ticks of 10 ms, a tenth of what a quiet daemon
+    uses in a minute. A thread that ended is not counted: compare with :func:`cpu`."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def tree_runtime(pid: int) -> float:
+    """:func:`runtime` of ``pid`` and its live children (one level)."""
+    total = runtime(pid)
+    for child in children(pid):
+        with contextlib.suppress(FileNotFoundError):
+            total += runtime(child)
+    return total
+
+
 def tree_cpu(pid: int) -> float:
     return tree(pid).total
 

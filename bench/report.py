@@ -1,7 +1,8 @@
 """Turn benchmark results (JSON) into a short table and a plot of lag and CPU against N.
 
-Repeats of the same case (N, store, interval, workers) are folded into their median. Run it alone to
-redo the table and plot from saved results:
+Repeats of the same case (N, store, interval, workers) are folded into their median; each
+run's ratio to blackbox_exporter under wrk is to the exporter's figures just before and
+after that run. Run it alone to redo the table and plot from saved results:
 
     python bench/report.py bench/results/run-*.json --plot bench/results/bench.png
 """
@@ -21,7 +22,7 @@ KEY: list[tuple[str, Any, str]] = [
     ("N", lambda r: r["sites"], "{:,.0f}"),
     ("store", lambda r: r["store"], "{}"),
     ("interval", lambda r: r["interval_s"], "{:g} s"),
-    ("workers", lambda r: r.get("workers", 1), "{}"),
+    ("workers", lambda r: r.get("workers", 1), "{:g}"),
 ]
 SPEED: list[tuple[str, Any, str]] = [
     ("runs", lambda r: r["runs"], "{}"),
@@ -34,7 +35,8 @@ SPEED: list[tuple[str, Any, str]] = [
     ("lag max ms", lambda r: r["lag_ms"]["max"], "{:,.0f}"),
     ("missed (db)", lambda r: r["missed_runs_db"], "{:,.0f}"),
     ("missed (metric)", lambda r: r["missed_runs_metric"], "{:,.0f}"),
-    ("CPU s/1k checks", lambda r: r["cpu_s_per_1000_checks"], "{:.2f}"),
+    ("CPU s/1k checks", lambda r: r["cpu_s_per_1000_checks"], "{:.3f}"),
+    ("blackbox wrk ms", lambda r: _paired_ms(r), "{:.3f}"),
     ("x blackbox", lambda r: r.get("x_blackbox"), "{:.2f}"),
     ("blackbox same rate ms", lambda r: _same_rate_ms(r), "{:.3f}"),
     ("x blackbox same rate", lambda r: r["x_blackbox_same_rate"], "{:.2f}"),
@@ -89,15 +91,23 @@ def medians(runs: list[dict[str, Any]], bb_ms: float | None) -> list[dict[str, A
         group = [r for r in groups[key] if not r.get("profiled")] or groups[key]
         row: dict[str, Any] = {"runs": len(group)}
         for heading, get, _ in COLUMNS:
-            if heading in ("runs", "x blackbox"):
+            if heading == "runs":
                 continue
             values = [v for v in (_get(get, r) for r in group) if v is not None and v == v]
             numbers = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
             row[heading] = statistics.median(numbers) if numbers else (values or [None])[0]
         cpu = row["CPU s/1k checks"]
-        row["x blackbox"] = cpu / bb_ms if bb_ms and isinstance(cpu, float | int) else None
+        if row["x blackbox"] is None and bb_ms and isinstance(cpu, float | int):
+            row["x blackbox"] = cpu / bb_ms  # results from before the exporter was paired
+            row["blackbox wrk ms"] = bb_ms
         rows.append(row)
     return rows
+
+
+def _paired_ms(run: dict[str, Any]) -> float | None:
+    """The mean of the exporter's figures under wrk just before and after the run."""
+    figures = run.get("blackbox_wrk_ms")
+    return statistics.fmean(figures) if figures else None
 
 
 def _same_rate_ms(run: dict[str, Any]) -> float | None:
@@ -199,7 +209,7 @@ def render(runs: list[dict[str, Any]], blackbox: list[dict[str, Any]]) -> str:
                 + (" (not a fair figure: no ratio)" if run["x_blackbox_same_rate"] is None else "")
             )
     if bb_ms:
-        lines.append(f"blackbox median: {bb_ms:.3f} ms CPU per probe")
+        lines.append(f"blackbox under wrk, median of the run: {bb_ms:.3f} ms CPU per probe")
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,7 +64,7 @@ def main() -> int:
                 targets.nginx(root / "nginx", max(args.sites), args.nginx_workers)
             )
             nginx_pid = int((root / "nginx" / "nginx.pid").read_text())
-            _blackbox(out, root / "blackbox-1", nginx, args)
+            before = _blackbox(out, root / "blackbox-first", nginx, args)
             server = None
             if "postgres" in args.store:
                 server = stack.enter_context(postgres.server(root / "pg"))
@@ -88,10 +89,11 @@ def main() -> int:
                 except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                     result["blackbox_same_rate_error"] = str(exc)
                     print(f"   blackbox_exporter at the same rate FAILED: {exc}", flush=True)
+                after = _blackbox(out, root / f"blackbox-after-{one.tag}", nginx, args)
+                _pair(result, before, after)
+                before = after
                 json_path.write_text(json.dumps(out, indent=1))
                 print(_one_line(result), flush=True)
-            if args.blackbox_duration > 0 and out["runs"]:
-                _blackbox(out, root / "blackbox-2", nginx, args)
     finally:
         json_path.write_text(json.dumps(out, indent=1))
         if args.keep:
@@ -145,21 +147,44 @@ def _case(
 
 def _blackbox(
     out: dict[str, Any], root: Path, nginx: targets.Target, args: argparse.Namespace
-) -> None:
+) -> dict[str, Any] | None:
+    """The exporter under wrk, between two cases (and before the first): its figure, or
+    None when skipped or it failed (recorded in ``out``)."""
     if args.blackbox_duration <= 0:
-        return
-    print(f"== blackbox_exporter for {args.blackbox_duration:g} s", flush=True)
-    result = blackbox.measure(
-        root,
-        nginx,
-        max(args.sites),
-        duration=args.blackbox_duration,
-        concurrency=args.blackbox_concurrency,
-    ).to_json()
+        return None
+    print(f"== blackbox_exporter under wrk for {args.blackbox_duration:g} s", flush=True)
+    try:
+        result = blackbox.measure(
+            root,
+            nginx,
+            max(args.sites),
+            duration=args.blackbox_duration,
+            concurrency=args.blackbox_concurrency,
+        ).to_json()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        out["failed"].append({"case": root.name, "error": str(exc)})
+        print(f"   FAILED: {exc}", flush=True)
+        return None
     out["blackbox"].append(result)
     print(
         f"   {result['cpu_ms_per_probe']} ms CPU per probe, {result['probes_per_s']}/s", flush=True
     )
+    return result
+
+
+def _pair(
+    result: dict[str, Any], before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
+    """Ours against the exporter under wrk just before and just after the case (their
+    mean): the machine's speed drifts within a run, by up to a quarter here, so a figure
+    from the start of a long run says little about a case at its end."""
+    figures = [
+        b["cpu_ms_per_probe"] for b in (before, after) if b and b["probes"] and not b["failed"]
+    ]
+    result["blackbox_wrk_ms"] = figures
+    ours = result["cpu_s_per_1000_checks"]
+    fair = figures and ours
+    result["x_blackbox"] = round(ours / statistics.fmean(figures), 3) if fair else None
 
 
 def _blackbox_same_rate(
@@ -238,7 +263,8 @@ def _one_line(r: dict[str, Any]) -> str:
         f"beat {'/'.join(f'{b:g}' for b in r.get('beats_s', []))} s, "
         f"lag p50 {lag.get('p50')} p99 {lag.get('p99')} max {lag.get('max')} ms, "
         f"missed {r['missed_runs_db']} (metric {r['missed_runs_metric']}), "
-        f"{r['cpu_s_per_1000_checks']} CPU s/1k checks, {r['daemon_cores']} cores "
+        f"{r['cpu_s_per_1000_checks']} CPU s/1k checks ({r.get('x_blackbox')}x blackbox "
+        f"under wrk beside it), {r['daemon_cores']} cores "
         f"(machine {r['machine_busy_cores']}), peak RSS {r['rss_peak_before_scrape_mib']:.0f} MiB, "
         f"/metrics {r['metrics_page']['bytes'] / 1e6:.1f} MB in {r['metrics_page']['render_s']} s, "
         f"log errors {r['log']['errors']}, exit {r['daemon_exit_code']} in {r['shutdown_s']} s"
@@ -265,7 +291,8 @@ def _parser() -> argparse.ArgumentParser:
         "--blackbox-duration",
         type=float,
         default=20.0,
-        help="seconds, before and after (20; 0: skip)",
+        help="seconds of blackbox_exporter under wrk before the first case and after "
+        "each (20; 0: skip)",
     )
     parser.add_argument("--blackbox-concurrency", type=int, default=8, help="wrk -c (8)")
     parser.add_argument(
