@@ -65,6 +65,9 @@ class Server:
     # Runs are planned on multiples of this many seconds (0: each at its own grid point;
     # None: ``auto``, chosen from the rate of runs by monitor.scheduler.choose_beat).
     beat: float | None = None
+    # The most probes running at once (0: no cap; None: ``auto``, from the open-files
+    # limit by monitor.probes.slots.auto_limit).
+    max_probes_in_flight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,7 @@ def _parse_storage(reader: NodeReader, node: yaml.Node) -> Storage:
 
 
 def _parse_server(reader: NodeReader, node: yaml.Node) -> Server:
-    allowed = frozenset({"listen", "site_histograms", "beat"})
+    allowed = frozenset({"listen", "site_histograms", "beat", "max_probes_in_flight"})
     keys = reader.mapping(node, "server", allowed=allowed)
     server = _default_server()
     if "site_histograms" in keys:
@@ -164,6 +167,9 @@ def _parse_server(reader: NodeReader, node: yaml.Node) -> Server:
         server = replace(server, site_histograms=histograms)
     if "beat" in keys:
         server = replace(server, beat=_beat(reader, keys["beat"]))
+    if "max_probes_in_flight" in keys:
+        cap = _probes_in_flight(reader, keys["max_probes_in_flight"])
+        server = replace(server, max_probes_in_flight=cap)
     if "listen" not in keys:
         return server
     text = reader.scalar_text(keys["listen"], "server.listen")
@@ -188,6 +194,19 @@ def _beat(reader: NodeReader, node: yaml.Node) -> float | None:
         message = f"must be auto, 0, or at most {MAX_BEAT:g}s (runs are planned up to a beat late)"
         raise reader.error(node, "server.beat", message)
     return beat
+
+
+def _probes_in_flight(reader: NodeReader, node: yaml.Node) -> int | None:
+    """``server.max_probes_in_flight``: ``auto`` (None), or a count; 0 for no cap."""
+    if isinstance(node, yaml.ScalarNode) and node.value.strip() == "auto":
+        return None
+    field = "server.max_probes_in_flight"
+    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:int":
+        raise reader.error(node, field, "must be auto, 0 (no cap) or a whole number")
+    cap = reader.integer(node, field)
+    if cap < 0:
+        raise reader.error(node, field, "must be auto, 0 (no cap) or a whole number")
+    return cap
 
 
 def _parse_defaults(reader: NodeReader, node: yaml.Node) -> _Defaults:

@@ -26,6 +26,7 @@ from monitor.errors import NotifyError, StoreError
 from monitor.judging import Judge
 from monitor.metrics import Metrics
 from monitor.probes import make_session
+from monitor.probes.slots import ProbeSlots, auto_limit, open_files_limit
 from monitor.reload import Reloader
 from monitor.runner import Runner
 from monitor.scheduler import CheckScheduler
@@ -132,7 +133,8 @@ async def run_daemon(
     metrics.config_reloaded(True)
     judge = Judge(tracker, config.maintenance, states, metrics, config.alerts.routes)
     session = make_session()
-    runner = Runner(session, writer, metrics, judge)
+    slots = _probe_slots(config.server.max_probes_in_flight, metrics)
+    runner = Runner(session, writer, metrics, judge, slots)
     scheduler = CheckScheduler(config.monitors, runner.run_round, metrics, beat=config.server.beat)
     delivery = Delivery(
         Outbox(store) if shard.delivers else None,
@@ -194,6 +196,7 @@ async def run_daemon(
         "daemon.started",
         monitors=len(config.monitors),
         beat=f"{scheduler.beat:g}s",
+        max_probes_in_flight=slots.limit,
         listen=f"{config.server.host}:{config.server.port}",
         store=config.storage.display_url,
     )
@@ -237,6 +240,16 @@ async def _freeze_when_settled(after: float) -> None:
     await asyncio.sleep(after)
     gc.collect(1)  # the young garbage; what is older is mostly what stays
     gc.freeze()
+
+
+def _probe_slots(configured: int | None, metrics: Metrics) -> ProbeSlots:
+    """The cap on probes at once: as configured, or (``auto``) from the open-files limit
+    this process runs with (``monitor run`` raised it to the hard limit)."""
+    limit = auto_limit(open_files_limit()) if configured is None else configured
+    slots = ProbeSlots(limit, metrics.observe_slot_wait)
+    metrics.probes_in_flight_limit.set(limit)
+    metrics.probes_in_flight.set_function(lambda: slots.in_flight)
+    return slots
 
 
 def _failing(tracker: Tracker, monitor: str) -> bool:

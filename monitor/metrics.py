@@ -98,6 +98,24 @@ class Metrics:
             "Checks are planned on multiples of this many seconds (0: each on its own)",
             registry=registry,
         )
+        self.probes_in_flight = Gauge(
+            "monitor_probes_in_flight", "Probes running now", registry=registry
+        )
+        self.probes_in_flight_limit = Gauge(
+            "monitor_probes_in_flight_limit",
+            "The most probes that run at once (server.max_probes_in_flight; 0: no cap)",
+            registry=registry,
+        )
+        self.probe_slot_waits = Counter(
+            "monitor_probe_slot_waits",
+            "Probes that waited for a slot under server.max_probes_in_flight",
+            registry=registry,
+        )
+        self.probe_slot_wait = Counter(
+            "monitor_probe_slot_wait_seconds",
+            "Time probes waited for a slot, in seconds (not part of any probe's duration)",
+            registry=registry,
+        )
         self.store_write = Histogram(
             "monitor_store_write_seconds",
             "Time to write one batch of results to the store, in seconds",
@@ -221,6 +239,10 @@ class Metrics:
     def forget_monitor(self, monitor: str) -> None:
         """Drop every series labelled with ``monitor`` (it left the config)."""
         self.sites.forget(monitor)
+
+    def observe_slot_wait(self, seconds: float) -> None:
+        self.probe_slot_waits.inc()
+        self.probe_slot_wait.inc(seconds)
 
     def observe_store_write(self, seconds: float, rows: int) -> None:
         self.store_write.observe(seconds)

@@ -16,9 +16,12 @@ from monitor.judging import Judge
 from monitor.metrics import Metrics
 from monitor.models import Monitor, ProbeResult
 from monitor.probes import run_probe
+from monitor.probes.slots import ProbeSlots
 from monitor.rounds import plan_round
 
 log = logging.getLogger("monitor.check")
+
+NO_CAP = ProbeSlots(0)
 
 
 class ResultSink(Protocol):
@@ -26,19 +29,24 @@ class ResultSink(Protocol):
 
 
 async def probe_round(
-    session: aiohttp.ClientSession, monitor: Monitor, time: datetime
+    session: aiohttp.ClientSession,
+    monitor: Monitor,
+    time: datetime,
+    slots: ProbeSlots = NO_CAP,
 ) -> list[ProbeResult]:
-    """Run every probe of ``monitor``'s round concurrently; results in plan order."""
+    """Run every probe of ``monitor``'s round concurrently, each once ``slots`` has room
+    for it; results in plan order."""
     planned = plan_round(monitor, time)
     outcomes: list[ProbeResult | BaseException]
     if len(planned) == 1:  # most rounds: no task to make and gather
         try:
-            outcomes = [await run_probe(session, planned[0].ctx, planned[0].spec)]
+            outcomes = [await slots.run(run_probe, session, planned[0].ctx, planned[0].spec)]
         except Exception as exc:  # what gather(return_exceptions=True) would hand back
             outcomes = [exc]
     else:
         outcomes = await asyncio.gather(
-            *(run_probe(session, p.ctx, p.spec) for p in planned), return_exceptions=True
+            *(slots.run(run_probe, session, p.ctx, p.spec) for p in planned),
+            return_exceptions=True,
         )
     results: list[ProbeResult] = []
     for probe, outcome in zip(planned, outcomes, strict=True):
@@ -59,6 +67,7 @@ class Runner:
 
     With a ``judge``, each round is judged, and a failed round of a healthy monitor is
     checked again at once when the state machine asks (and the interval leaves time).
+    ``slots`` caps the probes running at once, over every round.
     """
 
     def __init__(
@@ -67,8 +76,10 @@ class Runner:
         sink: ResultSink,
         metrics: Metrics,
         judge: Judge | None = None,
+        slots: ProbeSlots = NO_CAP,
     ) -> None:
         self._session = session
+        self.slots = slots
         self._sink = sink
         self._metrics = metrics
         self._judge = judge
@@ -102,7 +113,7 @@ class Runner:
         return [*results, *again]
 
     async def _probe(self, monitor: Monitor) -> list[ProbeResult]:
-        results = await probe_round(self._session, monitor, datetime.now(UTC))
+        results = await probe_round(self._session, monitor, datetime.now(UTC), self.slots)
         for result in results:
             self._record(result)
         return results

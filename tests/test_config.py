@@ -148,6 +148,28 @@ def test_bad_beat_is_refused_with_its_line(value: str, message: str) -> None:
     assert str(caught.value).startswith(f"config.yaml:2: {message}")
 
 
+@pytest.mark.parametrize(
+    ("server", "cap"),
+    [
+        ("", None),  # the default: auto, from the open-files limit
+        ("server:\n  max_probes_in_flight: auto\n", None),
+        ("server:\n  max_probes_in_flight: 0\n", 0),  # no cap
+        ("server:\n  max_probes_in_flight: 500\n", 500),
+        ("server:\n  max_probes_in_flight: 10_000\n", 10_000),
+    ],
+)
+def test_max_probes_in_flight(server: str, cap: int | None) -> None:
+    assert _parse(server + MINIMAL).server.max_probes_in_flight == cap
+
+
+@pytest.mark.parametrize("value", ["-1", "2.5", "'100'", "lots", "Auto", "[1]"])
+def test_bad_max_probes_in_flight_is_refused_with_its_line(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _parse(f"server:\n  max_probes_in_flight: {value}\n" + MINIMAL)
+    message = "server.max_probes_in_flight: must be auto, 0 (no cap) or a whole number"
+    assert str(caught.value).startswith(f"config.yaml:2: {message}")
+
+
 @pytest.mark.parametrize("listen", ["", "  listen: 127.0.0.1:9300\n"])
 def test_site_histograms_can_be_turned_off_with_or_without_a_listen_address(listen: str) -> None:
     config = _parse(f"server:\n{listen}  site_histograms: false\n" + MINIMAL)
