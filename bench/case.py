@@ -176,7 +176,7 @@ def run(
         first = scrape.fetch_all(pages)
         _alive_sleep(proc, SETTLE)  # the rounds the render held up catch up
         machine0, cpu0, t0 = procs.machine_busy(), procs.tree(proc.pid), time.time()
-        exact0 = procs.tree_runtime(proc.pid)
+        exact0 = procs.tree_process_cpu(proc.pid)
         nginx0 = procs.tree_cpu(nginx_pid)
         db0 = procs.tree_cpu(db_pid) if db_pid else 0.0
         if profile:
@@ -185,7 +185,7 @@ def run(
             )
         _alive_sleep(proc, case.duration)
         machine1, cpu1, t1 = procs.machine_busy(), procs.tree(proc.pid), time.time()
-        exact1 = procs.tree_runtime(proc.pid)
+        exact1 = procs.tree_process_cpu(proc.pid)
         nginx1 = procs.tree_cpu(nginx_pid)
         db1 = procs.tree_cpu(db_pid) if db_pid else 0.0
         out["rss_end_mib"] = procs.tree_kib(proc.pid, "VmRSS") / 1024
@@ -210,9 +210,9 @@ def run(
             procs.stop(spy, grace=5, sig=2)
         procs.stop(proc, grace=20)
     measured = t1 - t0
+    # The CPU clock's nanoseconds; stat's ticks beside them, as a check.
+    daemon_cpu = exact1 - exact0
     out["cpu_stat_s"] = round(cpu1.total - cpu0.total, 3)
-    out["cpu_schedstat_s"] = round(exact1 - exact0, 4)
-    daemon_cpu = _daemon_cpu(out["cpu_stat_s"], out["cpu_schedstat_s"])
     out["measured_s"] = round(measured, 2)
     out |= _lags(store, grid, case.interval, t0, t1)
     done_runs = out["done_runs"]
@@ -253,13 +253,6 @@ def run(
         out["gc"] = _gc_summary(root / "gc.json", t0, t1)
     out["cpu_rss_series"] = sampler.points
     return out
-
-
-def _daemon_cpu(stat: float, schedstat: float) -> float:
-    """The daemon's CPU seconds in the window: schedstat's nanoseconds, unless it lost a
-    thread that ended in the window (then it falls short of /proc/PID/stat, whose ticks
-    of 10 ms are off by at most one at each end and a little more for rounding)."""
-    return schedstat if schedstat >= stat - 0.025 else stat
 
 
 def _alive_sleep(proc: subprocess.Popen[bytes], seconds: float) -> None:

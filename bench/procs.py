@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Linux's clock id for another process's CPU time (clock_getcpuclockid): the pid, bit-
+# inverted, shifted over the clock type; SCHED counts nanoseconds on a CPU, whole process.
+_CPUCLOCK_SCHED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +56,19 @@ def tree(pid: int) -> Cpu:
     return Cpu(own, top.children)
 
 
-def runtime(pid: int) -> float:
-    """CPU seconds of ``pid``'s live threads from /proc/PID/task/*/schedstat, which counts
-    nanoseconds: /proc/PID/stat rounds to ticks of 10 ms, a tenth of what a quiet daemon
-    uses in a minute. A thread that ended is not counted: compare with :func:`cpu`."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            total += int((task / "schedstat").read_text().split()[0])
-    return total / 1e9
+def process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` (every thread, ended ones too, user + system) from
+    its CPU-time clock, in nanoseconds: /proc/PID/stat rounds to ticks of 10 ms, and a
+    1,000-site daemon uses about 0.3 s of CPU a minute."""
+    return time.clock_gettime_ns(((~pid) << 3) | _CPUCLOCK_SCHED) / 1e9
 
 
-def tree_runtime(pid: int) -> float:
-    """:func:`runtime` of ``pid`` and its live children (one level)."""
-    total = runtime(pid)
+def tree_process_cpu(pid: int) -> float:
+    """:func:`process_cpu` of ``pid`` and its live children (one level)."""
+    total = process_cpu(pid)
     for child in children(pid):
-        with contextlib.suppress(FileNotFoundError):
-            total += runtime(child)
+        with contextlib.suppress(OSError):  # a child that ended meanwhile
+            total += process_cpu(child)
     return total
 
 

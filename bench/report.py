@@ -1,8 +1,11 @@
 """Turn benchmark results (JSON) into a short table and a plot of lag and CPU against N.
 
 Repeats of the same case (N, store, interval, workers) are folded into their median; each
-run's ratio to blackbox_exporter under wrk is to the exporter's figures just before and
-after that run. Run it alone to redo the table and plot from saved results:
+run's ratio to blackbox_exporter under wrk is to the mean of the exporter's figures just
+before and after that run, and a row's "x blackbox" is the median of its runs' ratios
+(so with repeats it need not equal the row's CPU over its "blackbox wrk ms"). Results
+from before the pairing are compared with the median of every exporter figure given.
+Run it alone to redo the table and plot from saved results:
 
     python bench/report.py bench/results/run-*.json --plot bench/results/bench.png
 """
@@ -97,7 +100,8 @@ def medians(runs: list[dict[str, Any]], bb_ms: float | None) -> list[dict[str, A
             numbers = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
             row[heading] = statistics.median(numbers) if numbers else (values or [None])[0]
         cpu = row["CPU s/1k checks"]
-        if row["x blackbox"] is None and bb_ms and isinstance(cpu, float | int):
+        unpaired = not any("blackbox_wrk_ms" in r for r in group)
+        if unpaired and bb_ms and isinstance(cpu, float | int):
             row["x blackbox"] = cpu / bb_ms  # results from before the exporter was paired
             row["blackbox wrk ms"] = bb_ms
         rows.append(row)
@@ -173,8 +177,16 @@ def plot(runs: list[dict[str, Any]], bb_ms: float | None, path: Path) -> None:
                 color=color,
                 label=f"blackbox_exporter at the rate of {label}",
             )
-    if bb_ms:
-        cpu_ax.axhline(bb_ms, color="grey", linestyle="--", label="blackbox_exporter, wrk")
+    paired = [(r["N"], r["blackbox wrk ms"]) for r in rows if r["blackbox wrk ms"] is not None]
+    if paired:
+        cpu_ax.scatter(
+            [n for n, _ in paired],
+            [ms for _, ms in paired],
+            color="grey",
+            marker="_",
+            s=200,
+            label="blackbox_exporter under wrk, beside each case",
+        )
     lag_ax.set(xscale="log", yscale="log", xlabel="sites (N)", ylabel="scheduler lag, ms")
     lag_ax.set_title("Lag: fire time minus planned time, on the beat (stored rounds)")
     cpu_ax.set(xscale="log", xlabel="sites (N)", ylabel="daemon CPU s per 1,000 checks")
@@ -209,7 +221,7 @@ def render(runs: list[dict[str, Any]], blackbox: list[dict[str, Any]]) -> str:
                 + (" (not a fair figure: no ratio)" if run["x_blackbox_same_rate"] is None else "")
             )
     if bb_ms:
-        lines.append(f"blackbox under wrk, median of the run: {bb_ms:.3f} ms CPU per probe")
+        lines.append(f"blackbox under wrk, median of all figures: {bb_ms:.3f} ms CPU per probe")
     return "\n".join(lines)
 
 

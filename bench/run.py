@@ -8,7 +8,8 @@ directory, measures, stops everything, and writes bench/results/run-<time>.{json
 
 For each store, interval and N (and repeat): a daemon process with a generated config of
 N sites, one interval of warm-up, ``--duration`` seconds measured (see case.py). Before
-the first and after the last case, blackbox_exporter probes the same nginx (blackbox.py).
+the first case and after each one, blackbox_exporter probes the same nginx under wrk
+(blackbox.py); a case is compared with the mean of the figures just before and after it.
 The daemon's code is copied at the start, so every case runs the same code even while
 the working tree changes.
 """
@@ -82,6 +83,7 @@ def main() -> int:
                     # Say so and go on: a case that cannot run is a finding too.
                     out["failed"].append({"case": one.tag, "error": str(exc)})
                     print(f"   FAILED: {exc}", flush=True)
+                    before = None  # minutes old by the next case: it pairs with its after
                     continue
                 out["runs"].append(result)
                 try:

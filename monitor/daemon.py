@@ -26,7 +26,7 @@ from monitor.errors import NotifyError, StoreError
 from monitor.judging import Judge
 from monitor.metrics import Metrics
 from monitor.probes import make_session
-from monitor.probes.slots import ProbeSlots, auto_limit, open_files_limit
+from monitor.probes.slots import ProbeSlots, auto_limit, files_needed, open_files_limit
 from monitor.reload import Reloader
 from monitor.runner import Runner
 from monitor.scheduler import CheckScheduler
@@ -245,7 +245,17 @@ async def _freeze_when_settled(after: float) -> None:
 def _probe_slots(configured: int | None, metrics: Metrics) -> ProbeSlots:
     """The cap on probes at once: as configured, or (``auto``) from the open-files limit
     this process runs with (``monitor run`` raised it to the hard limit)."""
-    limit = auto_limit(open_files_limit()) if configured is None else configured
+    open_files = open_files_limit()
+    limit = auto_limit(open_files) if configured is None else configured
+    if configured is not None and 0 <= open_files < files_needed(configured):
+        logs.event(
+            log,
+            "probes.cap_above_open_files",
+            logging.WARNING,
+            max_probes_in_flight=configured,
+            open_files=open_files,
+            auto=auto_limit(open_files),
+        )
     slots = ProbeSlots(limit, metrics.observe_slot_wait)
     metrics.probes_in_flight_limit.set(limit)
     metrics.probes_in_flight.set_function(lambda: slots.in_flight)

@@ -102,7 +102,8 @@ class NodeReader:
     def integer(self, node: yaml.Node, field: str) -> int:
         if not isinstance(node, yaml.ScalarNode) or node.tag != _INT:
             raise self.error(node, field, f"must be a whole number, not {self._kind(node)}")
-        return int(node.value.replace("_", ""), 0)
+        # YAML 1.1's own reading: 010 is octal, 1:30 is 90 (int(text, 0) refused both).
+        return int(yaml.safe_load(node.value))
 
     def number(self, node: yaml.Node, field: str) -> float:
         if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT, _FLOAT):

@@ -156,6 +156,9 @@ def test_bad_beat_is_refused_with_its_line(value: str, message: str) -> None:
         ("server:\n  max_probes_in_flight: 0\n", 0),  # no cap
         ("server:\n  max_probes_in_flight: 500\n", 500),
         ("server:\n  max_probes_in_flight: 10_000\n", 10_000),
+        ("server:\n  max_probes_in_flight: 0x100\n", 256),  # YAML 1.1's integers
+        ("server:\n  max_probes_in_flight: 010\n", 8),  # octal, as YAML 1.1 reads it
+        ("server:\n  max_probes_in_flight: 1:30\n", 90),  # base 60 (was a traceback)
     ],
 )
 def test_max_probes_in_flight(server: str, cap: int | None) -> None:

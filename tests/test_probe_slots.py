@@ -5,6 +5,7 @@ that waiting for a slot is neither a target's latency nor counted against its ti
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 
 import pytest
@@ -12,6 +13,7 @@ from aiohttp import web
 from localsite import serve
 from prometheus_client import CollectorRegistry
 
+from monitor.daemon import _probe_slots
 from monitor.metrics import Metrics
 from monitor.models import Cause, ProbeResult, Site
 from monitor.probes import make_session
@@ -76,7 +78,8 @@ async def test_at_most_limit_probes_run_and_the_rest_start_in_turn() -> None:
 
 
 async def test_no_cap_runs_everything_at_once() -> None:
-    slots = ProbeSlots(0, lambda _: pytest.fail("nothing waits without a cap"))
+    waits: list[float] = []
+    slots = ProbeSlots(0, waits.append)
     gate = Gate()
     runs = [asyncio.create_task(slots.run(gate.probe, n)) for n in range(50)]
     await _settle()
@@ -84,6 +87,26 @@ async def test_no_cap_runs_everything_at_once() -> None:
     assert slots.in_flight == 50
     gate.release.set()
     await asyncio.gather(*runs)
+    assert slots.in_flight == 0
+    assert waits == []
+
+
+async def test_a_probe_granted_a_slot_and_cancelled_before_it_ran_gives_it_back() -> None:
+    """The slot is handed over when the holder ends, and the waiter cancelled in the same
+    step, before it resumed: the slot must not be lost with it."""
+    slots = ProbeSlots(1)
+    holder = Gate()
+    first = asyncio.create_task(slots.run(holder.probe, 1))
+    await _settle()
+    waiting = asyncio.create_task(slots.run(holder.probe, 2))
+    await _settle()
+    holder.release.set()  # the holder resumes next, ends, and hands its slot on ...
+    asyncio.get_running_loop().call_soon(waiting.cancel)  # ... then this, before the waiter
+    assert await first == 1
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await asyncio.wait_for(slots.run(holder.probe, 3), 1.0) == 3
+    assert holder.started == [1, 3]
     assert slots.in_flight == 0
 
 
@@ -166,8 +189,35 @@ async def test_without_the_cap_the_same_rounds_overlap() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     async with serve(slow) as url, make_session() as session:
-        runner = Runner(session, Collected(), metrics, slots=ProbeSlots(0))
+        runner = Runner(
+            session, Collected(), metrics, slots=ProbeSlots(0, metrics.observe_slot_wait)
+        )
         sites = [Site(name=f"s{i}", url=url, interval=10.0, timeout=0.5) for i in range(3)]
         await asyncio.gather(*(runner.run_round(site) for site in sites))
     assert max(arrived) - min(arrived) < SLOW
     assert registry.get_sample_value("monitor_probe_slot_waits_total") == 0
+
+
+def test_the_daemon_takes_auto_from_its_open_files_limit_and_exports_the_cap() -> None:
+    registry = CollectorRegistry()
+    slots = _probe_slots(None, Metrics(registry))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert slots.limit == auto_limit(soft)
+    assert registry.get_sample_value("monitor_probes_in_flight_limit") == slots.limit
+    assert registry.get_sample_value("monitor_probes_in_flight") == 0
+
+
+def test_a_cap_above_what_the_open_files_allow_is_kept_and_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        pytest.skip("no open-files limit here to exceed")
+    with caplog.at_level(logging.WARNING, logger="monitor.daemon"):
+        slots = _probe_slots(soft, Metrics(CollectorRegistry()))
+        _probe_slots(auto_limit(soft), Metrics(CollectorRegistry()))  # fits: no warning
+    assert slots.limit == soft
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    assert "probes.cap_above_open_files" in warned[0]
+    assert f"open_files={soft}" in warned[0]
