@@ -142,6 +142,22 @@ async def test_daemons_sharing_postgresql_upgrade_it_once(postgres_url: str) -> 
     assert versions == [("0005",)]
 
 
+async def test_more_monitors_than_a_statement_takes_parameters(
+    store: SqlStore, store_url: str
+) -> None:
+    """PostgreSQL takes at most 32,767 parameters a statement; one worker of a 100,000-site
+    daemon registers 50,000 names at start (it failed there: 'the number of query
+    arguments cannot exceed 32767')."""
+    names = [f"site-{i:05d}" for i in range(40_000)]
+    await store.register_monitors(names)
+    await store.write_results([probe(names[0]), probe(names[-1])])
+    registered = await monitor_names(store_url)
+    assert len(registered) == 40_000
+    assert registered[0] == names[0]
+    assert registered[-1] == names[-1]
+    assert len(await store.fetch_results(names[-1])) == 1
+
+
 async def test_registering_monitors_is_idempotent(store: SqlStore, store_url: str) -> None:
     await store.register_monitors(["shop", "blog"])
     await store.register_monitors(["blog", "shop"])

@@ -56,9 +56,7 @@ class ProbeSlots:
         self._free = asyncio.Semaphore(limit) if limit > 0 else None
         self._on_wait = on_wait
 
-    async def run(
-        self, probe: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def run(self, probe: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
         """``await probe(*args, **kwargs)`` once a slot is free; it is called only then."""
         free = self._free
         waited: float | None = None

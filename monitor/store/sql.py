@@ -153,8 +153,17 @@ async def _ensure_monitors(conn: AsyncConnection, names: Iterable[str]) -> dict[
     if not names:
         return {}
     await conn.execute(_insert_or_ignore(conn.dialect.name), [{"name": name} for name in names])
-    query = select(monitors.c.name, monitors.c.id).where(monitors.c.name.in_(names))
-    return {name: id_ for name, id_ in (await conn.execute(query)).all()}
+    ids: dict[str, int] = {}
+    for start in range(0, len(names), NAMES_A_QUERY):
+        chunk = names[start : start + NAMES_A_QUERY]
+        query = select(monitors.c.name, monitors.c.id).where(monitors.c.name.in_(chunk))
+        ids.update({name: id_ for name, id_ in (await conn.execute(query)).all()})
+    return ids
+
+
+NAMES_A_QUERY = 10_000
+"""Names looked up in one query: PostgreSQL takes at most 32,767 parameters a statement,
+and a worker of a 100,000-site daemon registers 50,000 names at once."""
 
 
 def _insert_or_ignore(dialect: str) -> postgresql.Insert | sqlite.Insert:
