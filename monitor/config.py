@@ -201,9 +201,8 @@ def _probes_in_flight(reader: NodeReader, node: yaml.Node) -> int | None:
     if isinstance(node, yaml.ScalarNode) and node.value.strip() == "auto":
         return None
     field = "server.max_probes_in_flight"
-    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:int":
-        raise reader.error(node, field, "must be auto, 0 (no cap) or a whole number")
-    cap = reader.integer(node, field)
+    whole = isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int"
+    cap = reader.integer(node, field) if whole else -1
     if cap < 0:
         raise reader.error(node, field, "must be auto, 0 (no cap) or a whole number")
     return cap

@@ -79,7 +79,7 @@ class Runner:
         slots: ProbeSlots = NO_CAP,
     ) -> None:
         self._session = session
-        self.slots = slots
+        self._slots = slots
         self._sink = sink
         self._metrics = metrics
         self._judge = judge
@@ -113,7 +113,7 @@ class Runner:
         return [*results, *again]
 
     async def _probe(self, monitor: Monitor) -> list[ProbeResult]:
-        results = await probe_round(self._session, monitor, datetime.now(UTC), self.slots)
+        results = await probe_round(self._session, monitor, datetime.now(UTC), self._slots)
         for result in results:
             self._record(result)
         return results

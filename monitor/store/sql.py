@@ -147,6 +147,11 @@ def _driver_message(exc: DBAPIError) -> str:
     return f"{type(specific).__name__}: {orig}"
 
 
+NAMES_A_QUERY = 10_000
+"""Names looked up in one query: PostgreSQL takes at most 32,767 parameters a statement,
+and a worker of a 100,000-site daemon registers 50,000 names at once."""
+
+
 async def _ensure_monitors(conn: AsyncConnection, names: Iterable[str]) -> dict[str, int]:
     """Insert the monitors that are missing, race-free, and return the ids of ``names``."""
     names = list(names)
@@ -159,11 +164,6 @@ async def _ensure_monitors(conn: AsyncConnection, names: Iterable[str]) -> dict[
         query = select(monitors.c.name, monitors.c.id).where(monitors.c.name.in_(chunk))
         ids.update({name: id_ for name, id_ in (await conn.execute(query)).all()})
     return ids
-
-
-NAMES_A_QUERY = 10_000
-"""Names looked up in one query: PostgreSQL takes at most 32,767 parameters a statement,
-and a worker of a 100,000-site daemon registers 50,000 names at once."""
 
 
 def _insert_or_ignore(dialect: str) -> postgresql.Insert | sqlite.Insert:
