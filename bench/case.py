@@ -84,8 +84,8 @@ def plan(code: Path, names: list[str], interval: float, workers: int) -> Plan:
     own ``start_offset``, ``Shard.owns`` and ``choose_beat`` (the default, ``auto``)."""
     program = (
         "import json, sys\n"
-        "from monitor.scheduler import choose_beat, start_offset\n"
-        "from monitor.shard import Shard\n"
+        "from monitor.engine.scheduler import choose_beat, start_offset\n"
+        "from monitor.app.shard import Shard\n"
         "names = json.load(sys.stdin)\n"
         f"interval, workers = {interval!r}, {workers!r}\n"
         "shards = [Shard(i, workers) for i in range(workers)]\n"

@@ -24,15 +24,15 @@ import aiohttp
 import targets
 from prometheus_client import CollectorRegistry
 
-from monitor.config import Config, load_config
-from monitor.judging import Judge
-from monitor.metrics import Metrics
+from monitor.config.load import Config, load_config
+from monitor.engine.judging import Judge
+from monitor.engine.runner import Runner, probe_round
+from monitor.judge.tracker import Tracker
+from monitor.metrics.registry import Metrics
 from monitor.models import Monitor, ProbeResult
-from monitor.probes.session import make_session
-from monitor.runner import Runner, probe_round
+from monitor.probes.http.session import make_session
 from monitor.store.sql import SqlStore
 from monitor.store.writer import BatchWriter
-from monitor.tracking import Tracker
 
 SITES = 1000
 AT_ONCE = 50

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
-from monitor.metrics import Metrics
+from monitor.metrics.registry import Metrics
 from monitor.models import Cause, Kind, Phases, ProbeResult, Role
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from monitor import __version__, logs
-from monitor.config import Config, check_notifiers, load_config
+from monitor.app.shard import Shard
+from monitor.config.load import Config, check_notifiers, load_config
 from monitor.errors import ConfigError, StoreError
-from monitor.maintenance import Window
-from monitor.shard import Shard
+from monitor.judge.maintenance import Window
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,7 +53,7 @@ def _run_workers(args: argparse.Namespace) -> int:
     if args.shard is not None:
         print("monitor run: --workers and --shard do not go together", file=sys.stderr)
         return EXIT_USAGE
-    from monitor.workers import run_workers
+    from monitor.app.workers import run_workers
 
     logs.configure(getattr(logging, args.log_level.upper()))
     return run_workers(args.config, args.workers, args.log_level)
@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     logs.configure(
         getattr(logging, args.log_level.upper()), worker=None if shard.whole else shard.label
     )
-    from monitor.daemon import run_daemon  # heavy imports only for the daemon
+    from monitor.app.daemon import run_daemon  # heavy imports only for the daemon
 
     raise_open_files_limit()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
@@ -120,7 +120,7 @@ def _test_alert(name: str, config: Config) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from monitor import oneshot  # probes and aiohttp only for the commands that probe
+    from monitor.app import oneshot  # probes and aiohttp only for the commands that probe
 
     try:
         windows: tuple[Window, ...] = ()

@@ -257,7 +257,7 @@ class ProbeResult:
     body: bytes = b""  # the first bytes of the body, bounded
     body_truncated: bool = False
     failed: tuple[str, ...] = ()  # names of failed expectations, e.g. ("status",)
-    signature: str | None = None  # a known error page (monitor.signatures) that decided cause
+    signature: str | None = None  # a known error page (monitor.judge.signatures) that decided cause
     phases: Phases = field(default_factory=Phases)
     tls_version: str | None = None  # e.g. "TLSv1.3", when a TLS handshake completed
     cert_not_after: datetime | None = None  # the peer certificate's expiry (UTC)

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from postgres import fresh_database, postgres_server
 
 from monitor.store import SqlStore
+from tests.support.postgres import fresh_database, postgres_server
 
 
 @pytest.fixture(scope="session")

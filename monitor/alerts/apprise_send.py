@@ -23,8 +23,8 @@ import apprise
 from apprise import AppriseAsset, NotifyFormat, NotifyType
 from apprise.plugins import N_MGR
 
-from monitor.alerts.model import Notifier
 from monitor.errors import NotifyError
+from monitor.judge.alerting import Notifier
 
 TONES = {
     "info": NotifyType.INFO,

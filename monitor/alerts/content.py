@@ -41,7 +41,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 
-from monitor.alerts.model import AlertFacts, AlertSettings, Event, Message, PendingAlert, Templates
+from monitor.judge.alerting import (
+    AlertFacts,
+    AlertSettings,
+    Event,
+    Message,
+    PendingAlert,
+    Templates,
+)
 
 DERIVED = ("event_upper", "down_for", "duration", "evidence_lines", "timing_lines", "ref")
 FIELDS = (*(f.name for f in fields(AlertFacts)), *DERIVED)

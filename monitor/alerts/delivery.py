@@ -32,14 +32,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from monitor import logs
-from monitor.alerts import content, routing, selfcheck
+from monitor.alerts import content, selfcheck
 from monitor.alerts.apprise_send import Channels
 from monitor.alerts.lanes import Lanes, Send
-from monitor.alerts.model import AlertSettings, Event, Message, PendingAlert
 from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle, Status
 from monitor.alerts.ratelimit import RateLimit
+from monitor.engine.scheduler import next_tick
 from monitor.errors import NotifyError, StoreError
-from monitor.scheduler import next_tick
+from monitor.judge import routing
+from monitor.judge.alerting import AlertSettings, Event, Message, PendingAlert
 
 log = logging.getLogger("monitor.alerts")
 

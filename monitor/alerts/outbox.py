@@ -20,10 +20,10 @@ from sqlalchemy import RowMapping, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from monitor.alerts import facts
-from monitor.alerts.model import Event, PendingAlert
-from monitor.alerts.routing import PROBLEMS, Told
-from monitor.state import State
+from monitor.judge import facts
+from monitor.judge.alerting import Event, PendingAlert
+from monitor.judge.routing import PROBLEMS, Told
+from monitor.judge.state import State
 from monitor.store import SqlStore
 from monitor.store.tables import alert_outbox, incidents, monitor_states
 

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.alerts.model import AlertSettings
+from monitor.judge.alerting import AlertSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,9 @@ from monitor.models import (
     TcpCheck,
     TlsCheck,
 )
-from monitor.probes import dns, http, icmp, tcp, tls
-from monitor.probes.http import make_session
+from monitor.probes import dns, icmp, tcp, tls
+from monitor.probes.http import probe as http
+from monitor.probes.http.probe import make_session
 
 __all__ = ["PROBES", "HttpTarget", "Probe", "make_session", "run_probe"]
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import aiohttp
 
+from monitor.judge.signatures import identify, is_maintenance
 from monitor.models import Cause, Expect, Kind, ProbeContext, ProbeResult
-from monitor.probes import wire
 from monitor.probes.expect import Answer, unmet
+from monitor.probes.http import wire
 from monitor.probes.phases import Stamps
-from monitor.signatures import identify, is_maintenance
 
 # X509_V_ERR_CERT_HAS_EXPIRED from OpenSSL's x509_vfy.h; the ssl module has no name for it.
 _CERT_HAS_EXPIRED = 10
@@ -107,7 +107,7 @@ def _failed_status(answer: Answer, detail: str, names: tuple[str, ...]) -> Verdi
 
 
 def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdict:
-    """Translate what the HTTP client raised (aiohttp, or :mod:`monitor.probes.wire`) into
+    """Translate what the HTTP client raised (aiohttp, or :mod:`monitor.probes.http.wire`) into
     a cause, using ``stamps`` to see how far it got."""
     root: Exception = exc
     where = ""

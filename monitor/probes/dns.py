@@ -27,7 +27,7 @@ import dns.rdatatype
 import dns.rdtypes.txtbase
 import dns.resolver
 
-from monitor.config_values import split_host_port
+from monitor.hostport import split_host_port
 from monitor.models import Cause, DnsCheck, Kind, Phases, ProbeContext, ProbeResult
 from monitor.probes.classify import Verdict, one_line
 

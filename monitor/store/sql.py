@@ -15,10 +15,10 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from monitor.errors import StoreError
+from monitor.judge.tracker import Baseline, StateRecord, Tracked
 from monitor.models import PHASES, Cause, Kind, Phases, ProbeResult, Role
 from monitor.store import migrate, states
 from monitor.store.tables import EVIDENCE_BODY, check_results, monitors
-from monitor.tracking import Baseline, StateRecord, Tracked
 
 # Per connection: WAL lets readers work during a write; NORMAL is durable enough with WAL;
 # busy_timeout makes a second writer (a connection, a worker) wait for the write lock

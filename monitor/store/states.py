@@ -15,9 +15,11 @@ from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from monitor.alerts import facts
-from monitor.incidents import Entry, IncidentChange, OpenIncident
-from monitor.state import MonitorState, State
+from monitor.judge import facts
+from monitor.judge.incidents import Entry, IncidentChange, OpenIncident
+from monitor.judge.state import MonitorState, State
+from monitor.judge.tracker import Baseline, SeriesKey, StateRecord, Tracked
+from monitor.judge.trends import TrendState
 from monitor.store.tables import (
     alert_outbox,
     incident_events,
@@ -26,8 +28,6 @@ from monitor.store.tables import (
     monitor_states,
     monitors,
 )
-from monitor.tracking import Baseline, SeriesKey, StateRecord, Tracked
-from monitor.trends import TrendState
 
 
 async def write_records(

@@ -113,7 +113,7 @@ monitor_states = Table(
     Column("state", String, nullable=False),
     Column("since", UtcDateTime, nullable=True),
     Column("flapping", Boolean, nullable=False),
-    Column("data", Text, nullable=False),  # JSON: monitor.state.MonitorState.to_json()
+    Column("data", Text, nullable=False),  # JSON: monitor.judge.state.MonitorState.to_json()
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
@@ -165,7 +165,7 @@ latency_baselines = Table(
     Column("role", String, primary_key=True),
     Column("origin", String, primary_key=True),  # "" for the edge
     Column("phase", String, primary_key=True),
-    Column("data", Text, nullable=False),  # JSON: monitor.trends.TrendState.to_json()
+    Column("data", Text, nullable=False),  # JSON: monitor.judge.trends.TrendState.to_json()
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
@@ -192,7 +192,7 @@ alert_outbox = Table(
     Column("next_try_at", UtcDateTime, nullable=False),
     Column("last_error", Text, nullable=True),
     Column("sent_at", UtcDateTime, nullable=True),
-    Column("facts", Text, nullable=False),  # JSON: monitor.alerts.facts.to_json()
+    Column("facts", Text, nullable=False),  # JSON: monitor.judge.facts.to_json()
     # The key of an alert: a retried write, or two nodes, cannot queue it twice.
     UniqueConstraint("incident_id", "event", "notifier", "seq"),
     Index(None, "status", "next_try_at"),

@@ -1,0 +1,1 @@
+"""Wiring: the daemon, its workers, reload, the one-shot check, the web server."""

@@ -1,0 +1,1 @@
+"""Configuration: YAML in, a frozen Config out; strict keys, file:line errors."""

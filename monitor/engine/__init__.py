@@ -1,0 +1,1 @@
+"""The check loop: the scheduler's grid and beat, a round's plan, the runner, judging."""

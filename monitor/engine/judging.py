@@ -1,0 +1,113 @@
+"""After a round: judge it (diagnosis, trends, state, incident), then tell the store, the
+metrics and the log. The state machine asks for a re-check; the runner runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from monitor import logs
+from monitor.judge.alerting import Route
+from monitor.judge.maintenance import Window, window_at
+from monitor.judge.state import State
+from monitor.judge.tracker import Assessment, StateRecord, Tracker
+from monitor.models import ProbeResult
+
+log = logging.getLogger("monitor.judge.state")
+
+
+class StateSink(Protocol):
+    def submit(self, row: StateRecord) -> None: ...
+
+
+class StateMetrics(Protocol):
+    def observe_state(self, monitor: str, state: str, verdict: str) -> None: ...
+
+    def set_incidents_open(self, count: int) -> None: ...
+
+    def observe_trend(
+        self, monitor: str, role: str, origin: str, phase: str, baseline: float, ratio: float
+    ) -> None: ...
+
+
+class Judge:
+    """Judges every round of every monitor with one Tracker, and reports what changed;
+    the incident entries that stand for alerts are routed to the notifiers of ``routes``."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        windows: tuple[Window, ...],
+        sink: StateSink,
+        metrics: StateMetrics,
+        routes: tuple[Route, ...] = (),
+    ) -> None:
+        self.tracker = tracker
+        self._windows = windows
+        self._sink = sink
+        self._metrics = metrics
+        self._routes = routes
+
+    def reconfigure(self, windows: tuple[Window, ...]) -> None:
+        self._windows = windows
+
+    def route_to(self, routes: tuple[Route, ...]) -> None:
+        """Route the alerts of the rounds judged from now on by ``routes``."""
+        self._routes = routes
+
+    def judge(
+        self,
+        monitor: str,
+        results: Sequence[ProbeResult],
+        now: datetime,
+        confirmation: bool = False,
+    ) -> Assessment:
+        window = window_at(self._windows, monitor, now)
+        named = None if window is None else window.describe()
+        found = self.tracker.assess(monitor, results, now, named, confirmation)
+        if found.changed:
+            self._sink.submit(StateRecord.of(monitor, now, found, self._routes))
+            _log(monitor, found)
+        self._report(monitor, found)
+        return found
+
+    def _report(self, monitor: str, found: Assessment) -> None:
+        state = found.tracked.state.state
+        self._metrics.observe_state(monitor, state.value, found.diagnosis.verdict.value)
+        if found.change is not None:
+            self._metrics.set_incidents_open(self.tracker.open_incidents)
+        for (role, origin, phase), signal in found.signals:
+            if not signal.warming_up:
+                self._metrics.observe_trend(
+                    monitor, role, origin, phase, signal.baseline, signal.ratio
+                )
+
+
+def _log(monitor: str, found: Assessment) -> None:
+    s, diagnosis = found.step, found.diagnosis
+    if s.transition is not None:
+        previous, current = s.transition.previous, s.transition.current
+        # A site first seen up is no news (100,000 such lines at start-up): debug only.
+        first_up = previous is State.UNKNOWN and current is State.UP
+        logs.event(
+            log,
+            "state.changed",
+            logging.DEBUG if first_up else logging.INFO,
+            monitor=monitor,
+            previous=previous.value,
+            state=current.value,
+            verdict=diagnosis.verdict.value,
+            cause=diagnosis.cause.value,
+            summary=diagnosis.summary,
+        )
+    if s.flapping_started or s.flapping_ended:
+        logs.event(log, "state.flapping", monitor=monitor, flapping=s.state.flapping)
+    change = found.change
+    if change is not None and change.opens:
+        opened = change.incident.opened_at.isoformat()
+        logs.event(log, "incident.opened", monitor=monitor, opened_at=opened)
+    if change is not None and change.closes:
+        took = (change.entries[-1].time - change.incident.opened_at).total_seconds()
+        logs.event(log, "incident.closed", monitor=monitor, duration_s=round(took, 3))

@@ -1,0 +1,1 @@
+"""Pure rules: diagnosis, signatures, trends, state, incidents, maintenance, alert routing."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics: the registry and the per-site renderer."""

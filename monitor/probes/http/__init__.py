@@ -1,0 +1,1 @@
+"""The HTTP probe: the probe, the wire client, the aiohttp session for proxies."""
