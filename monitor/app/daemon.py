@@ -54,7 +54,7 @@ RESULTS_LINGER = 0.5
 # replies arrive within about 15 ms): one transaction and one wake-up for all of them.
 RESULTS_GATHER = 0.05
 
-log = logging.getLogger("monitor.app.daemon")
+log = logging.getLogger("monitor.daemon")
 
 # SIGTERM must end the process within 10 s: rounds get 5 s to finish, the store 4 s to flush.
 IN_FLIGHT_GRACE = 5.0

@@ -21,7 +21,7 @@ from monitor.engine.scheduler import CheckScheduler
 from monitor.errors import ConfigError, StoreError
 from monitor.judge.tracker import Tracker
 
-log = logging.getLogger("monitor.app.daemon")
+log = logging.getLogger("monitor.daemon")
 
 
 class ReloadMetrics(Protocol):

@@ -23,7 +23,7 @@ from types import FrameType
 
 from monitor import logs
 
-log = logging.getLogger("monitor.app.workers")
+log = logging.getLogger("monitor.workers")
 
 _PASSED_ON = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 

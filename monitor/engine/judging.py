@@ -15,7 +15,7 @@ from monitor.judge.state import State
 from monitor.judge.tracker import Assessment, StateRecord, Tracker
 from monitor.models import ProbeResult
 
-log = logging.getLogger("monitor.judge.state")
+log = logging.getLogger("monitor.state")
 
 
 class StateSink(Protocol):
