@@ -24,7 +24,7 @@ from monitor.judge import facts
 from monitor.judge.alerting import Event, PendingAlert
 from monitor.judge.routing import PROBLEMS, Told
 from monitor.judge.state import State
-from monitor.store import SqlStore
+from monitor.store import Store
 from monitor.store.tables import alert_outbox, incidents, monitor_states
 
 
@@ -75,7 +75,7 @@ class Settle:
 class Outbox:
     """The outbox rows of one store."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
 
     async def due(self, now: datetime, *, with_held: bool, limit: int = 500) -> list[DueAlert]:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from monitor.errors import StoreError
 from monitor.models import Cause, Kind, Phases, ProbeResult, Role
-from monitor.store import SqlStore
+from monitor.store import SqlStore, Store
 from monitor.store.migrate import alembic_config
 from monitor.store.tables import metadata, monitors
 from tests.support.postgres import free_port, fresh_database
@@ -396,3 +396,12 @@ async def test_failing_probes_keep_their_evidence_passing_ones_do_not(store: Sql
         page[:4096],
     )
     assert (oldest.signature, oldest.headers, oldest.body) == (None, (), b"")
+
+
+def test_the_sql_store_is_a_store() -> None:
+    """The protocol names every public method of SqlStore (mypy checks their signatures)."""
+    store: Store = SqlStore("sqlite+aiosqlite://")
+    public = {name for name in dir(SqlStore) if not name.startswith("_")}
+    promised = {name for name in dir(Store) if not name.startswith("_")}
+    assert public == promised
+    assert isinstance(store, SqlStore)
