@@ -81,7 +81,8 @@ Plan = dict[str, tuple[float, float]]  # site name -> (grid offset, its worker's
 
 def plan(code: Path, names: list[str], interval: float, workers: int) -> Plan:
     """Each site's grid offset and the beat of the worker that runs it, from the daemon's
-    own ``start_offset``, ``Shard.owns`` and ``choose_beat`` (the default, ``auto``)."""
+    own ``start_offset``, ``Shard.owns`` and ``choose_beat`` (the default, ``auto``), asked
+    once per worker: once per site, with the worker's whole list, was quadratic."""
     program = (
         "import json, sys\n"
         "from monitor.engine.scheduler import choose_beat, start_offset\n"
@@ -90,7 +91,8 @@ def plan(code: Path, names: list[str], interval: float, workers: int) -> Plan:
         f"interval, workers = {interval!r}, {workers!r}\n"
         "shards = [Shard(i, workers) for i in range(workers)]\n"
         "owned = [[n for n in names if shard.owns(n)] for shard in shards]\n"
-        "beat = {n: choose_beat(None, [interval] * len(o)) for o in owned for n in o}\n"
+        "beats = [choose_beat(None, [interval] * len(o)) for o in owned]\n"
+        "beat = {n: b for o, b in zip(owned, beats) for n in o}\n"
         "print(json.dumps([(start_offset(n, interval), beat[n]) for n in names]))\n"
     )
     done = subprocess.run(

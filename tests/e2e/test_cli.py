@@ -45,7 +45,7 @@ def test_validate_as_a_process_has_no_traceback() -> None:
 
 def test_validate_good_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "-c", str(REPO / "config.example.yaml")]) == 0
-    assert capsys.readouterr().out == f"{REPO / 'config.example.yaml'}: ok (4 sites, 4 checks)\n"
+    assert capsys.readouterr().out == f"{REPO / 'config.example.yaml'}: ok (2 sites, 0 checks)\n"
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
