@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import Metric
 
 from monitor import __version__
 from monitor.judge.diagnose import Verdict
-from monitor.metrics.sites import Family, Site, SiteSeries, escape, number
+from monitor.metrics.sites import Family, SiteSeries, SiteValues, escape, number
 from monitor.models import Kind, ProbeResult
 
 STATES = ("up", "degraded", "down", "maintenance", "unknown")
@@ -192,7 +192,7 @@ class Metrics:
         site.checks[check] = site.checks.get(check, 0) + 1
 
     def _observe_http(
-        self, site: Site, role: str, origin: str, where: str, result: ProbeResult
+        self, site: SiteValues, role: str, origin: str, where: str, result: ProbeResult
     ) -> None:
         site.http[where] = [float(result.status or 0), _content_length(result), result.redirects]
         for phase, seconds in result.phases.items():
@@ -263,18 +263,18 @@ def _content_length(result: ProbeResult) -> float:
     return -1.0 if result.body_truncated else float(len(result.body))
 
 
-Lines = Callable[[str, Site], Iterator[str]]
+Lines = Callable[[str, SiteValues], Iterator[str]]
 
 
 def _indexed(
-    pick: Callable[[Site], dict[str, list[float]] | dict[str, tuple[float, float]]],
+    pick: Callable[[SiteValues], dict[str, list[float]] | dict[str, tuple[float, float]]],
     index: int,
     *,
     nan_is_absent: bool = False,
 ) -> Lines:
     """Lines of one column of a site's per-labels values."""
 
-    def lines(name: str, site: Site) -> Iterator[str]:
+    def lines(name: str, site: SiteValues) -> Iterator[str]:
         label = site.label
         for labels, values in list(pick(site).items()):
             value = values[index]
@@ -297,8 +297,8 @@ def _trend_value(index: int) -> Lines:
     return _indexed(lambda site: site.trends, index)
 
 
-def _floats(pick: Callable[[Site], dict[str, float]]) -> Lines:
-    def lines(name: str, site: Site) -> Iterator[str]:
+def _floats(pick: Callable[[SiteValues], dict[str, float]]) -> Lines:
+    def lines(name: str, site: SiteValues) -> Iterator[str]:
         label = site.label
         for labels, value in list(pick(site).items()):
             yield f"{name}{{{label},{labels}}} {number(value)}\n"
@@ -306,19 +306,19 @@ def _floats(pick: Callable[[Site], dict[str, float]]) -> Lines:
     return lines
 
 
-def _checks(name: str, site: Site) -> Iterator[str]:
+def _checks(name: str, site: SiteValues) -> Iterator[str]:
     label = site.label
     for labels, count in list(site.checks.items()):
         yield f"{name}{{{label},{labels}}} {count}.0\n"
 
 
-def _up(name: str, site: Site) -> Iterator[str]:
+def _up(name: str, site: SiteValues) -> Iterator[str]:
     if site.state is not None and site.state[0] != "unknown":
         yield f"{name}{{{site.label}}} {0.0 if site.state[0] == 'down' else 1.0}\n"
 
 
 def _one_hot(index: int, names: tuple[str, ...], label_name: str) -> Lines:
-    def lines(name: str, site: Site) -> Iterator[str]:
+    def lines(name: str, site: SiteValues) -> Iterator[str]:
         if site.state is None:
             return
         now = site.state[index]
