@@ -18,6 +18,10 @@ alert, and every message carries a ``ref`` a receiver can deduplicate on.
 
 The daemon's own alerts (``selfcheck``) and the canary notices do not live in the outbox:
 the store may be what is broken. They are kept in memory and sent with retries.
+
+The parts: ``timing`` (when to pass, look, retry), ``triage`` (each row's fate, before a
+send and after), ``ledger`` (settling rows, and which are in flight), ``direct`` (the
+messages kept in memory), ``lanes`` (sending).
 """
 
 from __future__ import annotations
@@ -27,88 +31,26 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from monitor import logs
-from monitor.alerts import content, selfcheck
+from monitor.alerts import content
 from monitor.alerts.apprise_send import Channels
+from monitor.alerts.direct import FromMemory, Vitals
 from monitor.alerts.lanes import Lanes, Send
-from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle, Status
+from monitor.alerts.ledger import AlertMetrics, Ledger, log_send
+from monitor.alerts.outbox import Outbox, Settle, Status
 from monitor.alerts.ratelimit import RateLimit
-from monitor.engine.scheduler import next_tick
+from monitor.alerts.timing import EARLY, next_look, retry_delay, to_next_pass
+from monitor.alerts.timing import LOOK_ALONE as LOOK_ALONE  # for the daemon
+from monitor.alerts.timing import POLL as POLL  # for the daemon
+from monitor.alerts.triage import after_send, noted, tone, triage
 from monitor.errors import NotifyError, StoreError
-from monitor.judge import routing
-from monitor.judge.alerting import AlertSettings, Event, Message, PendingAlert
+from monitor.judge.alerting import AlertSettings, Message, PendingAlert
 
 log = logging.getLogger("monitor.alerts")
 
-POLL = 1.0  # seconds between passes when nothing wakes the worker (or the scheduler's tick)
-# Seconds between looks at an outbox no other process writes, when nothing is due sooner.
-# A look costs two queries at least; every second, that was half of an idle daemon's CPU.
-LOOK_ALONE = 60.0
-FIRST_RETRY = 5.0  # seconds after the first failed send; doubling, up to ...
-MAX_RETRY = 600.0
-
-
-EARLY = POLL / 10  # seconds: how early a pass may run (timer rounding)
 _EARLY = timedelta(seconds=EARLY)
-
-
-def to_next_pass(now: float, every: float = POLL, look_at: float | None = None) -> float:
-    """Seconds from ``now`` (Unix time) to the next pass when nothing wakes the worker: the
-    next multiple of ``every``, where the scheduler's tick falls too (``every`` is the
-    tick), so an idle daemon wakes once a tick instead of two or three times; a pass that
-    ran just before that time counts as its. Sooner when the outbox is to be read sooner,
-    at ``look_at`` (a row falls due: a retry, an escalation, a reminder)."""
-    wait = next_tick(now, every) - now
-    if wait < EARLY:
-        wait += every
-    if look_at is not None and 0 < look_at - now < wait:
-        return look_at - now
-    return wait
-
-
-def retry_delay(attempts: int) -> float:
-    """Seconds to wait after ``attempts`` failed sends: 5, 10, 20, ... up to 10 min."""
-    return min(FIRST_RETRY * 2.0 ** min(attempts - 1, 10), MAX_RETRY)
-
-
-def next_look(now: datetime, outlook: Outlook, every: float) -> datetime:
-    """When the outbox must be read again if nothing wakes the worker: when its earliest
-    pending row falls due, at once while rows are held (the canary may be well again by
-    the next pass), and at the latest ``every`` seconds after ``now``."""
-    if outlook.held:
-        return now
-    latest = now + timedelta(seconds=every)
-    if outlook.next_try_at is None:
-        return latest
-    return min(latest, outlook.next_try_at)
-
-
-class AlertMetrics(Protocol):
-    def observe_alert(self, notifier: str, event: str, outcome: str) -> None: ...
-
-    def set_outbox_pending(self, n: int) -> None: ...
-
-
-Vitals = Callable[[datetime, int], selfcheck.Vitals]
-"""The daemon's vitals at a time, given the outbox's pending count."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Direct:
-    """A message sent from memory (a self alert, a canary notice), tried until max_age."""
-
-    notifier: str
-    title: str
-    body: str
-    markdown: str
-    tone: str
-    since: datetime
-    attempts: int = 0
-    next_try_at: datetime | None = None
 
 
 class Delivery:
@@ -137,21 +79,13 @@ class Delivery:
         self._pass_every = pass_every
         self._next_look = datetime.min.replace(tzinfo=UTC)
         self._outbox = outbox
-        self._who = who
         self._channels = channels
         self._settings = settings
-        self._metrics = metrics
         self._failing = failing
-        self._vitals = vitals
-        self._self_state: selfcheck.SelfState | None = None
-        self._pending = 0  # the outbox's pending rows when last counted
         self._limits: dict[str, RateLimit] = {}
         self._lanes = Lanes(on_done=self.wake)  # a lane's rows may be due again
-        self._busy: set[int] = set()  # rows a lane works on or whose settling failed
-        self._settled_in_read: set[int] = set()  # rows settled since the last read began
-        self._unsettled: list[tuple[Settle, PendingAlert]] = []  # the store was away
-        self._direct: list[_Direct] = []
-        self._noticed: set[str] = set()  # notifiers told of the canary in this outage
+        self._ledger = Ledger(outbox, metrics)
+        self._memory = FromMemory(self._lanes, metrics, lambda: self._settings, vitals, who)
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -176,9 +110,10 @@ class Delivery:
         if cut:
             logs.event(log, "alerts.sends_cut_off", logging.WARNING, notifiers=cut)
         try:
-            await self._flush()
+            await self._ledger.flush()
         except StoreError as exc:
-            logs.event(log, "alerts.unsettled", logging.ERROR, rows=len(self._busy), error=exc)
+            rows = len(self._ledger.busy)
+            logs.event(log, "alerts.unsettled", logging.ERROR, rows=rows, error=exc)
 
     async def _run(self) -> None:
         failures = 0
@@ -217,57 +152,33 @@ class Delivery:
     async def run_once(self, now: datetime, look: bool = True) -> None:
         """One pass at ``now``: self alerts, then (with ``look``) the due rows of the
         outbox. Sends start in lanes and settle when they return (``idle`` waits)."""
-        self._check_self(now)
-        self._dispatch_direct(now)
+        self._memory.check_self(now, self._ledger.pending)
+        self._memory.dispatch(now, self._channels)
         if self._outbox is None or not look:
             return
-        await self._flush()
+        await self._ledger.flush()
         canary = self._settings.canary is not None and self._failing(self._settings.canary)
         if not canary:
-            self._noticed.clear()
+            self._memory.outage_over()
         # A lane may settle a row while this reads it (still pending): not sent again.
-        self._settled_in_read = settled_in_read = set[int]()
+        settled_in_read = self._ledger.begin_read()
         due = [
             d
             for d in await self._outbox.due(now, with_held=not canary)
-            if d.alert.id not in self._busy and d.alert.id not in settled_in_read
+            if d.alert.id not in self._ledger.busy and d.alert.id not in settled_in_read
         ]
-        settled, offered = self._triage(due, now)
+        settled, offered = triage(due, now, self._channels)
         composed = content.compose(offered, now, self._settings, canary)
         settled += [Settle(i, Status.HELD, now) for i in composed.held]
-        await self._settle(settled, {d.alert.id: d.alert for d in due})
+        await self._ledger.settle(settled, {d.alert.id: d.alert for d in due})
         self._dispatch(composed.messages, {d.alert.id: d.alert for d in due}, now)
         outlook = await self._outbox.outlook()
-        self._pending = outlook.unsettled
+        self._ledger.count(outlook.unsettled)
         self._next_look = next_look(now, outlook, self._look_every)
-        self._metrics.set_outbox_pending(self._pending)
 
     async def idle(self) -> None:
         """Wait until no lane is sending."""
         await self._lanes.idle()
-
-    def _triage(
-        self, due: Sequence[DueAlert], now: datetime
-    ) -> tuple[list[Settle], list[PendingAlert]]:
-        """Rows settled without sending, and rows to compose messages of."""
-        settled: list[Settle] = []
-        offered: list[PendingAlert] = []
-        for d in due:
-            alert = d.alert
-            if alert.notifier not in self._channels:
-                error = f"no notifier named {alert.notifier!r} is configured (any more)"
-                settled.append(Settle(alert.id, Status.FAILED, now, error))
-                continue
-            fate = routing.disposition(alert.event, alert.due_at, d.closed_at, d.still_down, d.told)
-            stale = d.held and d.closed_at is not None and alert.event is not Event.RECOVERED
-            if fate is routing.Disposition.SEND and stale:
-                error = "held while the canary failed; the incident closed meanwhile"
-                settled.append(Settle(alert.id, Status.RESOLVED, now, error))
-            elif fate is routing.Disposition.RESOLVED:
-                settled.append(Settle(alert.id, Status.RESOLVED, now, _resolved_why(alert.event)))
-            elif fate is routing.Disposition.SEND:
-                offered.append(alert)
-        return settled, offered
 
     def _dispatch(
         self, messages: Sequence[Message], alerts: dict[int, PendingAlert], now: datetime
@@ -279,9 +190,7 @@ class Delivery:
             if notifier in self._lanes:
                 continue  # its rows stay pending and are composed again next pass
             if not message.alert_ids:  # a canary notice: once per notifier per outage
-                if notifier not in self._noticed:
-                    self._noticed.add(notifier)
-                    self._direct.append(_direct(message, now))
+                self._memory.notice(message, now)
                 continue
             limit = self._limits.get(notifier) or RateLimit()
             note = limit.summary()
@@ -289,9 +198,9 @@ class Delivery:
             if not allowed:
                 continue
             rows = [alerts[i] for i in message.alert_ids]
-            self._busy.update(message.alert_ids)
-            body, markdown = _noted(message.body, note), _noted(message.markdown, note)
-            send = Send(message.title, body, markdown, _tone(rows), self._settler(message, rows))
+            self._ledger.busy.update(message.alert_ids)
+            body, markdown = noted(message.body, note), noted(message.markdown, note)
+            send = Send(message.title, body, markdown, tone(rows), self._settler(message, rows))
             sends.setdefault(notifier, []).append(send)
         for notifier, queued in sends.items():
             self._lanes.start(self._channels, notifier, queued, now)
@@ -300,154 +209,8 @@ class Delivery:
         self, message: Message, rows: list[PendingAlert]
     ) -> Callable[[NotifyError | None, datetime], Awaitable[None]]:
         async def settle(error: NotifyError | None, at: datetime) -> None:
-            settled = [self._outcome(row, error, at) for row in rows]
-            _log_send(message, rows, error)
-            await self._settle(settled, {row.id: row for row in rows})
+            settled = [after_send(row, error, at, self._settings) for row in rows]
+            log_send(message, rows, error)
+            await self._ledger.settle(settled, {row.id: row for row in rows})
 
         return settle
-
-    def _outcome(self, row: PendingAlert, error: NotifyError | None, at: datetime) -> Settle:
-        if error is None:
-            routes = self._settings.routes
-            again = routing.next_reminder(row.event, row.facts.monitor, row.notifier, at, routes)
-            return Settle(row.id, Status.SENT, at, reminder_at=again)
-        age = (at - row.due_at).total_seconds()
-        if error.permanent or age >= self._settings.max_age:
-            return Settle(row.id, Status.FAILED, at, str(error))
-        retry = at + timedelta(seconds=retry_delay(row.attempts + 1))
-        return Settle(row.id, Status.PENDING, at, str(error), next_try_at=retry)
-
-    async def _settle(self, settled: Sequence[Settle], rows: dict[int, PendingAlert]) -> None:
-        """Settle rows now, or keep them (busy) until the store takes them."""
-        if self._outbox is None:
-            return  # no rows were read
-        try:
-            await self._outbox.settle(settled)
-        except StoreError:
-            self._unsettled.extend((one, rows[one.id]) for one in settled)
-            self._busy.update(one.id for one in settled)
-            raise
-        done = sum(one.status not in (Status.PENDING, Status.HELD) for one in settled)
-        self._pending = max(0, self._pending - done)
-        self._metrics.set_outbox_pending(self._pending)
-        for one in settled:
-            self._busy.discard(one.id)
-            self._settled_in_read.add(one.id)
-            row = rows[one.id]
-            outcome = "retry" if one.status is Status.PENDING else one.status.value
-            self._metrics.observe_alert(row.notifier, row.event.value, outcome)
-            if one.status in (Status.HELD, Status.RESOLVED, Status.FAILED):
-                logs.event(
-                    log,
-                    f"alert.{one.status.value}",
-                    logging.WARNING if one.status is Status.FAILED else logging.INFO,
-                    monitor=row.facts.monitor,
-                    alert=row.event.value,
-                    notifier=row.notifier,
-                    why=one.error,
-                )
-
-    async def _flush(self) -> None:
-        """Settle what earlier passes could not (the store was away)."""
-        if self._unsettled:
-            pairs, self._unsettled = self._unsettled, []
-            await self._settle([one for one, _ in pairs], {one.id: row for one, row in pairs})
-
-    def _check_self(self, now: datetime) -> None:
-        if self._vitals is None:
-            return
-        vitals = self._vitals(now, self._pending)
-        self._self_state, alerts = selfcheck.check(
-            self._self_state, vitals, selfcheck.SelfSettings()
-        )
-        for alert in alerts:
-            logs.event(log, "self.alert", problem=alert.problem, active=alert.active)
-            tone = "warning" if alert.active else "success"
-            title = f"{alert.title} ({self._who})" if self._who else alert.title
-            for notifier in self._self_notifiers():
-                self._direct.append(_Direct(notifier, title, alert.body, alert.body, tone, now))
-
-    def _self_notifiers(self) -> tuple[str, ...]:
-        named = self._settings.self_notify
-        return tuple(n.name for n in self._settings.notifiers) if named is None else named
-
-    def _dispatch_direct(self, now: datetime) -> None:
-        """Start lanes for the messages kept in memory that are due, oldest first."""
-        waiting: list[_Direct] = []
-        for direct in self._direct:
-            if direct.notifier not in self._channels:
-                continue  # the notifier is gone (reloaded config): nobody to tell
-            due = direct.next_try_at is None or direct.next_try_at <= now
-            if not due or direct.notifier in self._lanes:
-                waiting.append(direct)
-                continue
-            self._lanes.start(self._channels, direct.notifier, [self._direct_send(direct)], now)
-        self._direct = waiting
-
-    def _direct_send(self, direct: _Direct) -> Send:
-        async def settle(error: NotifyError | None, at: datetime) -> None:
-            outcome = "sent"
-            if error is not None:
-                attempts = direct.attempts + 1
-                if error.permanent or (at - direct.since).total_seconds() >= self._settings.max_age:
-                    outcome = "failed"
-                else:
-                    outcome = "retry"
-                    retry = at + timedelta(seconds=retry_delay(attempts))
-                    self._direct.append(replace(direct, attempts=attempts, next_try_at=retry))
-            self._metrics.observe_alert(direct.notifier, Event.SELF.value, outcome)
-            logs.event(
-                log,
-                "alert.sent" if error is None else f"alert.{outcome}",
-                logging.INFO if error is None else logging.WARNING,
-                notifier=direct.notifier,
-                alert=Event.SELF.value,
-                title=direct.title,
-                error=None if error is None else str(error),
-            )
-
-        return Send(direct.title, direct.body, direct.markdown, direct.tone, settle)
-
-
-def _direct(message: Message, now: datetime) -> _Direct:
-    """A canary notice, kept in memory like a self alert."""
-    return _Direct(message.notifier, message.title, message.body, message.markdown, "warning", now)
-
-
-def _tone(rows: Sequence[PendingAlert]) -> str:
-    events = {row.event for row in rows}
-    if events & {Event.DOWN, Event.REMINDER}:
-        return "failure"
-    if events & {Event.DEGRADED, Event.FLAPPING}:
-        return "warning"
-    return "success" if events == {Event.RECOVERED} else "info"
-
-
-def _noted(text: str, note: str | None) -> str:
-    return text if note is None else f"{text}\n\n{note}"
-
-
-def _resolved_why(event: Event) -> str:
-    if event is Event.RECOVERED:
-        return "the notifier was never told of the problem"
-    if event is Event.REMINDER:
-        return "the incident closed, or the monitor is no longer down"
-    return "the incident closed before the alert was due"
-
-
-def _log_send(message: Message, rows: Sequence[PendingAlert], error: NotifyError | None) -> None:
-    monitors = ",".join(dict.fromkeys(r.facts.monitor for r in rows))
-    events = ",".join(dict.fromkeys(r.event.value for r in rows))
-    if error is None:
-        logs.event(log, "alert.sent", notifier=message.notifier, events=events, monitors=monitors)
-    else:
-        logs.event(
-            log,
-            "alert.not_sent",
-            logging.WARNING,
-            notifier=message.notifier,
-            events=events,
-            monitors=monitors,
-            attempts=max(r.attempts for r in rows) + 1,
-            error=str(error),
-        )

@@ -45,8 +45,8 @@ class Histogram:
         self.total = 0.0
 
 
-class Site:
-    """Everything exported about one monitor. Keys are label texts, built once."""
+class SiteValues:
+    """The values exported about one monitor (site or check). Keys are label texts, built once."""
 
     __slots__ = ("certs", "checks", "hists", "http", "label", "phases", "probes", "state", "trends")
 
@@ -70,7 +70,7 @@ class Family:
     name: str
     kind: str  # gauge, counter, histogram
     help: str
-    lines: Callable[[str, Site], Iterator[str]] | None  # None for a histogram
+    lines: Callable[[str, SiteValues], Iterator[str]] | None  # None for a histogram
 
 
 class SiteSeries:
@@ -80,18 +80,18 @@ class SiteSeries:
         self.families = tuple(families)
         self.buckets = buckets
         self.le = (*(number(bound) for bound in buckets), "+Inf")
-        self.sites: dict[str, Site] = {}
+        self.sites: dict[str, SiteValues] = {}
 
-    def site(self, name: str) -> Site:
+    def site(self, name: str) -> SiteValues:
         found = self.sites.get(name)
         if found is None:
-            found = self.sites[name] = Site(name)
+            found = self.sites[name] = SiteValues(name)
         return found
 
     def forget(self, name: str) -> None:
         self.sites.pop(name, None)
 
-    def observe(self, site: Site, labels: str, seconds: float) -> None:
+    def observe(self, site: SiteValues, labels: str, seconds: float) -> None:
         """Count ``seconds`` into the histogram of ``labels`` ('role,phase' labels)."""
         hist = site.hists.get(labels)
         if hist is None:
@@ -125,7 +125,7 @@ class SiteSeries:
         if parts:
             yield "".join(parts)
 
-    def histogram_lines(self, name: str, site: Site) -> Iterator[str]:
+    def histogram_lines(self, name: str, site: SiteValues) -> Iterator[str]:
         label = site.label
         for labels, hist in list(site.hists.items()):
             running = 0

@@ -14,7 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.app.web import Health, make_app
-from monitor.metrics.registry import STATES, VERDICTS, Metrics
+from monitor.metrics.families import STATES, VERDICTS
+from monitor.metrics.registry import Metrics
 from monitor.models import Cause, Kind, Phases, ProbeResult, Role
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
