@@ -123,6 +123,6 @@ MS = 0.001
 def test_judge(
     spec: IcmpCheck, rtts: list[float], cause: Cause, failed: tuple[str, ...], detail: str
 ) -> None:
-    verdict = judge(spec, rtts)
+    outcome = judge(spec, rtts)
 
-    assert (verdict.cause, verdict.failed, verdict.detail) == (cause, failed, detail)
+    assert (outcome.cause, outcome.failed, outcome.detail) == (cause, failed, detail)

@@ -234,9 +234,9 @@ def test_judge(
     failed: tuple[str, ...],
     detail: str,
 ) -> None:
-    verdict = judge(spec, Handshake(version, not_after), NOW)
+    outcome = judge(spec, Handshake(version, not_after), NOW)
 
-    assert (verdict.cause, verdict.failed, verdict.detail) == (cause, failed, detail)
+    assert (outcome.cause, outcome.failed, outcome.detail) == (cause, failed, detail)
 
 
 def x509_not_after(cert: trustme.LeafCert) -> datetime:

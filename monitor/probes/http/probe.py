@@ -31,7 +31,7 @@ from monitor.models import (
     ProbeContext,
     ProbeResult,
 )
-from monitor.probes.classify import RedirectError, Verdict, classify_exception, classify_response
+from monitor.probes.classify import Outcome, RedirectError, classify_exception, classify_response
 from monitor.probes.expect import Answer
 from monitor.probes.http import wire
 from monitor.probes.http.session import (
@@ -106,8 +106,8 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTar
     plan = _plan(spec, tls_contexts(session))
     rec = Recorder(Stamps(request_start=perf_counter()))
     with resolving(plan.request.ip_version):
-        verdict, phases = await _run(session, plan, rec, ctx)
-    return verdict.result(
+        outcome, phases = await _run(session, plan, rec, ctx)
+    return outcome.result(
         ctx,
         Kind.HTTP,
         _described(plan, rec),
@@ -146,7 +146,7 @@ def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
 
 async def _run(
     session: aiohttp.ClientSession, plan: _Plan, rec: Recorder, ctx: ProbeContext
-) -> tuple[Verdict, Phases]:
+) -> tuple[Outcome, Phases]:
     try:
         async with asyncio.timeout(ctx.timeout):
             await _fetch(session, plan, rec)
@@ -160,8 +160,8 @@ async def _run(
         wire.Disconnected,
         wire.BrokenBody,
     ) as exc:
-        verdict = classify_exception(exc, rec.stamps, ctx.timeout)
-        return verdict, to_phases(rec.stamps, perf_counter())
+        outcome = classify_exception(exc, rec.stamps, ctx.timeout)
+        return outcome, to_phases(rec.stamps, perf_counter())
     phases = to_phases(rec.stamps, perf_counter())
     assert rec.status is not None  # _fetch returns only after the headers came
     answer = Answer(rec.status, rec.body, rec.body_truncated, rec.headers, phases.total)
