@@ -6,6 +6,7 @@ import asyncio
 import gc
 import socket
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -498,6 +499,30 @@ async def test_switching_protocols_is_an_answer_not_an_interim_one(
     result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
 
     assert (result.ok, result.status, result.cause) == (False, 101, Cause.UNEXPECTED_STATUS)
+
+
+def _deflated(data: bytes, wbits: int) -> bytes:
+    squeeze = zlib.compressobj(wbits=wbits)
+    return squeeze.compress(data) + squeeze.flush()
+
+
+@pytest.mark.parametrize(
+    "wbits",
+    [
+        pytest.param(zlib.MAX_WBITS, id="zlib-stream-as-rfc-9110-says"),
+        pytest.param(-zlib.MAX_WBITS, id="raw-deflate-as-some-servers-send"),
+    ],
+)
+async def test_deflate_bodies_are_read_with_or_without_the_zlib_header(
+    serve_raw: ServeRaw, session: aiohttp.ClientSession, wbits: int
+) -> None:
+    # aiohttp's client accepts both (it looks at the first byte), so the probe does too.
+    packed = _deflated(b"Welcome to the shop", wbits)
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n"
+    port = await serve_raw(_answer(head % len(packed) + packed))
+    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+
+    assert (result.cause, result.detail, result.body) == (Cause.OK, "", b"Welcome to the shop")
 
 
 async def test_response_headers_are_read_as_utf_8(

@@ -243,7 +243,8 @@ class _Answer(asyncio.Protocol):
         self._until_close = False  # the body runs until the server hangs up
         self._body = bytearray()
         self._in_body = False
-        self._inflate: zlib._Decompress | None = None  # a gzip or deflate body
+        self._coding = ""  # the body's Content-Encoding, lower case
+        self._inflate: zlib._Decompress | None = None  # a gzip or deflate body, once begun
 
     def release(self) -> None:
         """The exchange is over: what comes later reports to no one, and the parser, which
@@ -319,9 +320,7 @@ class _Answer(asyncio.Protocol):
         self._in_body = True
         names = {n.lower(): v for n, v in headers}
         self._until_close = "content-length" not in names and "transfer-encoding" not in names
-        coding = names.get("content-encoding", "").strip().lower()
-        if coding in _WBITS:
-            self._inflate = zlib.decompressobj(_WBITS[coding])
+        self._coding = names.get("content-encoding", "").strip().lower()
 
     def on_body(self, body: bytes) -> None:
         if self.done.done():
@@ -329,6 +328,8 @@ class _Answer(asyncio.Protocol):
         if len(self._body) >= self._limit:
             self._rec.body_truncated = True  # bytes beyond the limit are dropped
             return
+        if self._inflate is None and self._coding in _WBITS and body:
+            self._inflate = zlib.decompressobj(_wbits(self._coding, body[0]))
         if self._inflate is not None:
             body = self._inflated(body)
         room = self._limit - len(self._body)
@@ -362,6 +363,15 @@ class _Answer(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if not self.done.done():
             self.done.set_exception(exc)
+
+
+def _wbits(coding: str, first: int) -> int:
+    """What zlib needs for a body in ``coding`` that starts with the byte ``first``: a
+    ``deflate`` body whose first byte names no zlib header (RFC 1950: compression method 8)
+    is raw deflate, which some servers send and aiohttp accepts the same way."""
+    if coding == "deflate" and first & 0xF != 8:
+        return -zlib.MAX_WBITS
+    return _WBITS[coding]
 
 
 def _words(exc: Exception) -> str:
