@@ -411,6 +411,64 @@ async def test_proxy_relays_the_request(
     assert (relayed.path, relayed.headers["X-Probe"]) == ("/via-proxy", "1")
 
 
+@dataclass
+class Heads:
+    port: int
+    received: list[list[str]]  # each request's header lines, as written
+
+
+@pytest.fixture
+async def heads() -> AsyncIterator[Heads]:
+    """A bare server that notes each request's header lines as they came, then says ok."""
+    received: list[list[str]] = []
+    answers: set[asyncio.Task[None]] = set()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        received.append(head.split("\r\n")[1:-2])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answers.add(asyncio.ensure_future(answer(reader, writer)))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    yield Heads(server.sockets[0].getsockname()[1], received)
+    server.close()
+    await server.wait_closed()
+    if answers:
+        await asyncio.wait(answers, timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("request_", "written"),
+    [
+        pytest.param(
+            HttpRequest(method="POST", body="{}", headers=(("Content-Length", "2"),)),
+            ("Content-Length", "2"),
+            id="content-length",
+        ),
+        pytest.param(
+            HttpRequest(headers=(("Connection", "keep-alive"),)),
+            ("Connection", "keep-alive"),
+            id="connection",
+        ),
+    ],
+)
+async def test_a_configured_framing_header_replaces_ours(
+    session: aiohttp.ClientSession, heads: Heads, request_: HttpRequest, written: tuple[str, str]
+) -> None:
+    result = await _probe(session, f"http://127.0.0.1:{heads.port}/", request_)
+
+    assert (result.ok, result.body) == (True, b"ok")
+    [lines] = heads.received
+    name, value = written
+    assert [line for line in lines if line.lower().startswith(name.lower() + ":")] == [
+        f"{name}: {value}"
+    ]
+
+
 @pytest.fixture
 async def dual_stack_port(serve: Serve) -> int:
     """One port served on both 127.0.0.1 and ::1, as a dual-stack host would."""

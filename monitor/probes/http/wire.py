@@ -85,12 +85,15 @@ class Redirect:
 def encode_head(
     method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes | None
 ) -> bytes:
-    """The request line and headers; ``headers`` must hold Host. A body gets its length."""
+    """The request line and headers; ``headers`` must hold Host. A body gets its length and
+    the request ``Connection: close``, unless ``headers`` say otherwise (as with aiohttp)."""
     lines = [f"{method} {target} HTTP/1.1"]
     lines.extend(f"{name}: {value}" for name, value in headers)
-    if body is not None or method in ("POST", "PUT", "PATCH"):
+    given = {name.lower() for name, _ in headers}
+    if "content-length" not in given and (body is not None or method in ("POST", "PUT", "PATCH")):
         lines.append(f"Content-Length: {0 if body is None else len(body)}")
-    lines.append("Connection: close")
+    if "connection" not in given:
+        lines.append("Connection: close")
     text = "\r\n".join(lines) + "\r\n\r\n"
     if any(c in value for _, value in headers for c in "\r\n\0"):
         raise ValueError("a header value holds a line break or NUL")  # config should have said
