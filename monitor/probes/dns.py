@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 from time import perf_counter
 
-import aiohttp
 import dns.asyncresolver
 import dns.exception
 import dns.message
@@ -30,6 +29,7 @@ import dns.resolver
 from monitor.hostport import split_host_port
 from monitor.models import Cause, DnsCheck, Kind, Phases, ProbeContext, ProbeResult
 from monitor.probes.classify import Outcome, one_line
+from monitor.probes.clients import Clients
 
 SYSTEM = "system"
 """How the system's resolver (from /etc/resolv.conf) is named in details and answers."""
@@ -44,10 +44,10 @@ class Lookup:
     failure: Outcome | None = None
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: DnsCheck) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: DnsCheck) -> ProbeResult:
     """Resolve ``spec.query`` at every resolver; a resolver's failure is a value, not raised.
 
-    ``session`` is unused: DNS needs none, but every probe takes the same arguments.
+    ``clients`` is unused: DNS needs none, but every probe takes the same arguments.
     """
     name = dns.name.from_text(spec.query)  # a bad name is bad config: raised, not judged
     rdtype = dns.rdatatype.from_text(spec.record)

@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import Sequence
 from time import perf_counter
 
-import aiohttp
 import icmplib  # type: ignore[import-untyped]
 
 from monitor.models import Cause, IcmpCheck, Kind, ProbeContext, ProbeResult
 from monitor.probes.classify import Outcome, one_line
+from monitor.probes.clients import Clients
 from monitor.probes.tcp import Progress, resolve, socket_failure
 
 INTERVAL = 0.2
@@ -27,10 +27,10 @@ NOT_PERMITTED = (
 )
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: IcmpCheck) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: IcmpCheck) -> ProbeResult:
     """Ping ``spec.host`` ``spec.count`` times within ``ctx.timeout``.
 
-    ``session`` is unused: ICMP needs none, but every probe takes the same arguments.
+    ``clients`` is unused: ICMP needs none, but every probe takes the same arguments.
     """
     progress = Progress(start=perf_counter())
     rtts: list[float] = []

@@ -16,10 +16,10 @@ from time import perf_counter
 from typing import Any
 
 import aiohappyeyeballs
-import aiohttp
 
 from monitor.models import Cause, Kind, Phases, ProbeContext, ProbeResult, TcpCheck
 from monitor.probes.classify import Outcome, one_line
+from monitor.probes.clients import Clients
 
 READ_LIMIT = 64 * 1024
 """Bytes of a reply read at most while looking for the expected text."""
@@ -60,10 +60,10 @@ class _Reply:
     ended: bool = False  # the server closed its side
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TcpCheck) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: TcpCheck) -> ProbeResult:
     """Connect to ``spec.host:spec.port`` and hold the conversation the spec asks for.
 
-    ``session`` is unused: TCP needs none, but every probe takes the same arguments.
+    ``clients`` is unused: TCP needs none, but every probe takes the same arguments.
     """
     target = host_port(spec.host, spec.port)
     progress = Progress(start=perf_counter())

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import perf_counter
 
-import aiohttp
 from cryptography import x509
 
 from monitor.models import Cause, Kind, ProbeContext, ProbeResult, TlsCheck
 from monitor.probes.classify import Outcome, one_line
+from monitor.probes.clients import Clients
 from monitor.probes.tcp import (
     Progress,
     connect,
@@ -40,10 +40,10 @@ class Handshake:
     not_after: datetime  # the server certificate's expiry, UTC
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TlsCheck) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: TlsCheck) -> ProbeResult:
     """Handshake with ``spec.host:spec.port`` using SNI ``server_name`` (default: the host).
 
-    ``session`` is unused: the probe makes its own connection, but every probe takes the
+    ``clients`` is unused: the probe makes its own connection, but every probe takes the
     same arguments.
     """
     name = spec.server_name or spec.host

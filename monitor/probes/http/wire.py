@@ -5,9 +5,10 @@ aiohttp's client costs about 195 µs of CPU for a GET on this kind of machine (r
 response objects, trace signals, stream readers); this exchange costs about 70 µs, and at
 100,000 sites a minute that is most of a core. It does only what a check needs: connect
 (each address in turn, as aiohttp does), write one request, parse one answer into the
-probe's :class:`~monitor.probes.http.session.Recorder` as it comes (so a failure halfway keeps
-what arrived), read at most ``limit`` bytes of body, and hang up. Requests through a proxy
-still go through aiohttp.
+probe's :class:`~monitor.probes.http.record.Recorder` as it comes (so a failure halfway keeps
+what arrived), read at most ``limit`` bytes of body, and hang up.
+:class:`monitor.probes.http.direct.Direct` makes it the probe's transport for requests that
+go straight to the target; requests through a proxy go through aiohttp.
 
 Failures are raised as the errors :func:`monitor.probes.classify.classify_exception`
 reads: :class:`ConnectFailed` (with the socket's or TLS's own error), :class:`BadResponse`,
@@ -32,6 +33,7 @@ from aiohttp.abc import AbstractResolver
 
 from monitor.probes.http.record import Peer, Recorder
 from monitor.probes.http.tlsnames import not_after
+from monitor.probes.http.transport import Redirect
 
 HAPPY_EYEBALLS_DELAY = 0.25
 """Seconds before the next address is tried while one still connects (aiohttp's value)."""
@@ -74,12 +76,6 @@ class Request:
     tls: ssl.SSLContext | None  # None: plain HTTP
     server_name: str | None  # TLS SNI and the name the certificate must hold
     is_head: bool  # a HEAD request: its answer has headers only
-
-
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    status: int
-    location: str
 
 
 def encode_head(
