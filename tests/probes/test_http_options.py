@@ -466,6 +466,20 @@ async def test_a_configured_framing_header_replaces_ours(
     ]
 
 
+@pytest.mark.parametrize("via_proxy", [False, True], ids=["direct", "through-a-proxy"])
+async def test_an_invalid_header_name_is_never_sent(
+    clients: Clients, heads: Heads, proxy: Proxy, via_proxy: bool
+) -> None:
+    # Config refuses it; should one get this far, it is our bug: raised, and nothing sent.
+    request = HttpRequest(
+        headers=(("X Bad:Name", "1"),),
+        proxy=f"http://127.0.0.1:{proxy.port}" if via_proxy else None,
+    )
+    with pytest.raises(ValueError, match="invalid HTTP header name 'X Bad:Name'"):
+        await _probe(clients, f"http://127.0.0.1:{heads.port}/", request)
+    assert (heads.received, proxy.request_lines) == ([], [])
+
+
 @pytest.fixture
 async def dual_stack_port(serve: Serve) -> int:
     """One port served on both 127.0.0.1 and ::1, as a dual-stack host would."""

@@ -41,7 +41,7 @@ from monitor.probes.http.direct import Direct
 from monitor.probes.http.record import Recorder
 from monitor.probes.http.session import Proxied, resolving
 from monitor.probes.http.tlsnames import TlsContexts
-from monitor.probes.http.transport import BODY_LIMIT, Ask, Transport
+from monitor.probes.http.transport import BODY_LIMIT, Ask, Transport, check_header_names
 from monitor.probes.phases import Stamps, to_phases
 
 __all__ = ["BODY_LIMIT", "KEPT_HEADERS", "HttpTarget", "probe"]
@@ -215,6 +215,7 @@ def _url(text: str) -> URL:
 
 def _ask(plan: _Plan, url: URL, method: str, body: bytes | None, follow: frozenset[int]) -> Ask:
     to, headers, server_hostname, verify = _route(plan, url)
+    check_header_names(headers.keys())  # before either client could write one
     return Ask(method, url, to, headers, body, server_hostname, verify, plan.request.proxy, follow)
 
 
