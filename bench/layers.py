@@ -30,7 +30,7 @@ from monitor.engine.runner import Runner, probe_round
 from monitor.judge.tracker import Tracker
 from monitor.metrics.registry import Metrics
 from monitor.models import Monitor, ProbeResult
-from monitor.probes.http.session import make_session
+from monitor.probes import make_clients
 from monitor.store.sql import SqlStore
 from monitor.store.writer import BatchWriter
 
@@ -69,7 +69,7 @@ async def _layers(config: Config, checks: int, db: Path) -> None:
         return monitors[i % len(monitors)]
 
     plain = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0))
-    session = make_session()
+    clients = make_clients()
     metrics = Metrics(CollectorRegistry())
     tracker = Tracker(config.tracking)
     judge = Judge(tracker, config.maintenance, _Nowhere(), metrics, config.alerts.routes)
@@ -93,21 +93,21 @@ async def _layers(config: Config, checks: int, db: Path) -> None:
         await _measure("bare aiohttp GET", bare, checks)
         await _measure(
             "+ our HTTP probe",
-            lambda i: probe_round(session, pick(i), datetime.now(UTC)),
+            lambda i: probe_round(clients, pick(i), datetime.now(UTC)),
             checks,
         )
-        counted = Runner(session, queue, metrics)
+        counted = Runner(clients, queue, metrics)
         await _measure("+ metrics, result queue", lambda i: counted.run_round(pick(i)), checks)
-        judged = Runner(session, queue, metrics, judge)
+        judged = Runner(clients, queue, metrics, judge)
         await _measure("+ diagnosis, state, trends", lambda i: judged.run_round(pick(i)), checks)
-        whole = Runner(session, stored, metrics, judge)
+        whole = Runner(clients, stored, metrics, judge)
         await _measure("+ SQLite store", lambda i: whole.run_round(pick(i)), checks)
     finally:
         await queue.close(10)
         await stored.close(10)
         await store.close()
         await plain.close()
-        await session.close()
+        await clients.close()
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
@@ -33,7 +32,7 @@ from monitor.judge.state import Health as Seen
 from monitor.judge.state import State
 from monitor.judge.tracker import StateRecord, Tracked, Tracker
 from monitor.metrics.registry import Metrics
-from monitor.probes import make_session
+from monitor.probes import Clients, make_clients
 from monitor.probes.slots import ProbeSlots, auto_limit, files_needed, open_files_limit
 from monitor.store import BatchWriter, SqlStore
 
@@ -132,7 +131,7 @@ async def run_daemon(
     metrics.set_incidents_open(tracker.open_incidents)
     metrics.config_reloaded(True)
     judge = Judge(tracker, config.maintenance, states, metrics, config.alerts.routes)
-    session = make_session()
+    session = make_clients()
     slots = _probe_slots(config.server.max_probes_in_flight, metrics)
     runner = Runner(session, writer, metrics, judge, slots)
     scheduler = CheckScheduler(config.monitors, runner.run_round, metrics, beat=config.server.beat)
@@ -328,9 +327,7 @@ class Baselines:
             await self.save()
 
 
-async def _close_all(
-    web_runner: web.AppRunner, session: aiohttp.ClientSession, store: SqlStore
-) -> None:
+async def _close_all(web_runner: web.AppRunner, session: Clients, store: SqlStore) -> None:
     await web_runner.cleanup()
     await session.close()
     await store.close()

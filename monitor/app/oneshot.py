@@ -15,7 +15,7 @@ from monitor.errors import MonitorError
 from monitor.judge.diagnose import Verdict, diagnose
 from monitor.judge.maintenance import Window, window_at
 from monitor.models import Monitor, Origin, Site
-from monitor.probes import make_session
+from monitor.probes import make_clients
 
 
 class UsageError(MonitorError):
@@ -61,11 +61,8 @@ async def check_once(
 ) -> int:
     """Probe ``monitor`` once, print the results; 0 when it is up, 1 when not."""
     now = datetime.now(UTC)
-    session = make_session()
-    try:
-        results = await probe_round(session, monitor, now)
-    finally:
-        await session.close()
+    async with make_clients() as clients:
+        results = await probe_round(clients, monitor, now)
     window = window_at(windows, monitor.name, now)
     diagnosis = diagnose(results, None if window is None else window.describe())
     if as_json_output:

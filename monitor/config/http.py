@@ -10,6 +10,7 @@ from monitor import jsonpath
 from monitor.config import values as config_values
 from monitor.config.yamlnodes import NodeReader
 from monitor.models import Expect, HttpRequest, IpVersion, JsonExpect, StatusRange
+from monitor.probes.http.transport import is_header_name
 
 REQUEST_KEYS = frozenset(
     {
@@ -36,6 +37,7 @@ _EXPECT_KEYS = frozenset(
         "max_latency",
     }
 )
+_TCHARS = "!#$%&'*+-.^_`|~"  # what a header name may hold besides letters and digits
 _STATUS_RANGE = re.compile(r"(\d{3})(?:\s*-\s*(\d{3}))?")
 
 
@@ -55,7 +57,7 @@ def parse_request(reader: NodeReader, keys: dict[str, yaml.Node], field: str) ->
         )
     return HttpRequest(
         method=_method(reader, keys, field),
-        headers=reader.string_map(keys["headers"], f"{field}.headers") if "headers" in keys else (),
+        headers=_headers(reader, keys["headers"], f"{field}.headers") if "headers" in keys else (),
         body=reader.string(keys["body"], f"{field}.body") if "body" in keys else None,
         follow_redirects=follow,
         max_redirects=_max_redirects(reader, keys, field),
@@ -80,6 +82,16 @@ def _method(reader: NodeReader, keys: dict[str, yaml.Node], field: str) -> str:
         message = f"must be one of {', '.join(METHODS)}"
         raise reader.error(keys["method"], f"{field}.method", message)
     return method
+
+
+def _headers(reader: NodeReader, node: yaml.Node, field: str) -> tuple[tuple[str, str], ...]:
+    pairs = reader.string_map(node, field)
+    assert isinstance(node, yaml.MappingNode)  # string_map refuses anything else
+    for (key_node, _), (name, _) in zip(node.value, pairs, strict=True):
+        if not is_header_name(name):
+            message = f"{name!r} is not a valid header name (letters, digits and {_TCHARS} only)"
+            raise reader.error(key_node, field, message)
+    return pairs
 
 
 def _max_redirects(reader: NodeReader, keys: dict[str, yaml.Node], field: str) -> int:

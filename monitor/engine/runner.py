@@ -9,14 +9,12 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-import aiohttp
-
 from monitor import logs
 from monitor.engine.judging import Judge
 from monitor.engine.plan import plan_round
 from monitor.metrics.registry import Metrics
 from monitor.models import Monitor, ProbeResult
-from monitor.probes import run_probe
+from monitor.probes import Clients, run_probe
 from monitor.probes.slots import ProbeSlots
 
 log = logging.getLogger("monitor.check")
@@ -29,7 +27,7 @@ class ResultSink(Protocol):
 
 
 async def probe_round(
-    session: aiohttp.ClientSession,
+    clients: Clients,
     monitor: Monitor,
     time: datetime,
     slots: ProbeSlots = NO_CAP,
@@ -40,12 +38,12 @@ async def probe_round(
     outcomes: list[ProbeResult | BaseException]
     if len(planned) == 1:  # most rounds: no task to make and gather
         try:
-            outcomes = [await slots.run(run_probe, session, planned[0].ctx, planned[0].spec)]
+            outcomes = [await slots.run(run_probe, clients, planned[0].ctx, planned[0].spec)]
         except Exception as exc:  # what gather(return_exceptions=True) would hand back
             outcomes = [exc]
     else:
         outcomes = await asyncio.gather(
-            *(slots.run(run_probe, session, p.ctx, p.spec) for p in planned),
+            *(slots.run(run_probe, clients, p.ctx, p.spec) for p in planned),
             return_exceptions=True,
         )
     results: list[ProbeResult] = []
@@ -72,13 +70,13 @@ class Runner:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        clients: Clients,
         sink: ResultSink,
         metrics: Metrics,
         judge: Judge | None = None,
         slots: ProbeSlots = NO_CAP,
     ) -> None:
-        self._session = session
+        self._clients = clients
         self._slots = slots
         self._sink = sink
         self._metrics = metrics
@@ -113,7 +111,7 @@ class Runner:
         return [*results, *again]
 
     async def _probe(self, monitor: Monitor) -> list[ProbeResult]:
-        results = await probe_round(self._session, monitor, datetime.now(UTC), self._slots)
+        results = await probe_round(self._clients, monitor, datetime.now(UTC), self._slots)
         for result in results:
             self._record(result)
         return results

@@ -1,14 +1,13 @@
 """Probes: one module per kind, all with one signature, registered by spec type in ``PROBES``.
 
-``await run_probe(session, ctx, spec)`` checks one target once; a target's failure comes
-back as a result with a cause, never raised.
+``await run_probe(clients, ctx, spec)`` checks one target once; a target's failure comes
+back as a result with a cause, never raised. ``clients`` (:func:`make_clients`) holds what
+probes send with; each takes what it needs.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, TypeVar
-
-import aiohttp
 
 from monitor.models import (
     DnsCheck,
@@ -20,10 +19,10 @@ from monitor.models import (
     TlsCheck,
 )
 from monitor.probes import dns, icmp, tcp, tls
+from monitor.probes.clients import Clients, make_clients
 from monitor.probes.http import probe as http
-from monitor.probes.http.probe import make_session
 
-__all__ = ["PROBES", "HttpTarget", "Probe", "make_session", "run_probe"]
+__all__ = ["PROBES", "Clients", "HttpTarget", "Probe", "make_clients", "run_probe"]
 
 SpecT_contra = TypeVar("SpecT_contra", contravariant=True)
 
@@ -32,7 +31,7 @@ class Probe(Protocol[SpecT_contra]):
     """Check one target once; a target's failure comes back as a result, never raised."""
 
     async def __call__(
-        self, session: aiohttp.ClientSession, ctx: ProbeContext, spec: SpecT_contra
+        self, clients: Clients, ctx: ProbeContext, spec: SpecT_contra
     ) -> ProbeResult: ...
 
 
@@ -45,6 +44,6 @@ PROBES: dict[type, Probe[Any]] = {
 }
 
 
-async def run_probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: object) -> ProbeResult:
+async def run_probe(clients: Clients, ctx: ProbeContext, spec: object) -> ProbeResult:
     """Run the probe registered for ``type(spec)``."""
-    return await PROBES[type(spec)](session, ctx, spec)
+    return await PROBES[type(spec)](clients, ctx, spec)

@@ -43,8 +43,11 @@ class RedirectError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """Why a check passed or failed, ready to put on a ``ProbeResult``."""
+class Outcome:
+    """How one check ended (its cause, and why), ready to put on a ``ProbeResult``.
+
+    Not :class:`monitor.judge.diagnose.Verdict`, which judges a whole round.
+    """
 
     cause: Cause
     detail: str = ""
@@ -56,7 +59,7 @@ class Verdict:
         return self.cause is Cause.OK
 
     def result(self, ctx: ProbeContext, kind: Kind, target: str, **facts: Any) -> ProbeResult:
-        """The ProbeResult of this verdict: ``ctx``'s labels and time, plus what the probe
+        """The ProbeResult of this outcome: ``ctx``'s labels and time, plus what the probe
         saw (``facts``: status, phases, peer, answers ... as ProbeResult names them)."""
         return ProbeResult(
             monitor=ctx.monitor,
@@ -74,7 +77,7 @@ class Verdict:
         )
 
 
-def classify_response(answer: Answer, expect: Expect) -> Verdict:
+def classify_response(answer: Answer, expect: Expect) -> Outcome:
     """Judge an answer the server did send, against what the site expects.
 
     A failed status decides the cause; else any failed content expectation makes it
@@ -83,30 +86,30 @@ def classify_response(answer: Answer, expect: Expect) -> Verdict:
     """
     failures = unmet(answer, expect)
     if not failures:
-        return Verdict(Cause.OK)
+        return Outcome(Cause.OK)
     first = failures[0]  # ``unmet`` lists status first and latency last
     names = tuple(failure.name for failure in failures)
     if first.name == "status":
         return _failed_status(answer, first.detail, names)
     cause = Cause.SLOW if first.name == "max_latency" else Cause.CONTENT_MISMATCH
-    return Verdict(cause, first.detail, names)
+    return Outcome(cause, first.detail, names)
 
 
-def _failed_status(answer: Answer, detail: str, names: tuple[str, ...]) -> Verdict:
+def _failed_status(answer: Answer, detail: str, names: tuple[str, ...]) -> Outcome:
     """Who answered with the wrong status, and why: a cache's or CDN's own error page
     wins over ``Retry-After`` (Varnish sends one with its failure page)."""
     signature = identify(answer.status, answer.headers, answer.body)
     if signature is not None:
         said = f"{signature.says} (HTTP {answer.status})"
-        return Verdict(signature.cause, said, names, signature.name)
+        return Outcome(signature.cause, said, names, signature.name)
     if is_maintenance(answer.status, answer.headers):
         retry = next(v for n, v in answer.headers if n.lower() == "retry-after")
         said = f"HTTP 503 with Retry-After: {retry}: down for maintenance, back later"
-        return Verdict(Cause.MAINTENANCE, said, names)
-    return Verdict(_status_cause(answer.status), detail, names)
+        return Outcome(Cause.MAINTENANCE, said, names)
+    return Outcome(_status_cause(answer.status), detail, names)
 
 
-def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdict:
+def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Outcome:
     """Translate what the HTTP client raised (aiohttp, or :mod:`monitor.probes.http.wire`) into
     a cause, using ``stamps`` to see how far it got."""
     root: Exception = exc
@@ -115,40 +118,40 @@ def classify_exception(exc: Exception, stamps: Stamps, timeout: float) -> Verdic
         root, where = exc.os_error, f" ({exc.host}:{exc.port})"
     connected = stamps.connect_end is not None
     if isinstance(root, RedirectError):
-        return Verdict(Cause.PROTOCOL_ERROR, str(root))
+        return Outcome(Cause.PROTOCOL_ERROR, str(root))
     if isinstance(root, ssl.SSLCertVerificationError):
         return _certificate(root)
     if isinstance(root, ssl.SSLError):
         reason = (root.reason or "").lower().replace("_", " ") or one_line(root)
-        return Verdict(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {reason}")
+        return Outcome(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {reason}")
     if isinstance(root, socket.gaierror):
         return _dns(root, exc)
     if isinstance(root, TimeoutError):
         return _timeout(stamps, timeout)
     errno_ = root.errno if isinstance(root, OSError) else None
     if isinstance(root, ConnectionRefusedError) or errno_ == errno.ECONNREFUSED:
-        return Verdict(Cause.CONNECT_REFUSED, f"connection refused{where}")
+        return Outcome(Cause.CONNECT_REFUSED, f"connection refused{where}")
     if errno_ in _UNREACHABLE:
-        return Verdict(Cause.NETWORK_UNREACHABLE, f"{_UNREACHABLE[errno_]}{where}")
+        return Outcome(Cause.NETWORK_UNREACHABLE, f"{_UNREACHABLE[errno_]}{where}")
     if isinstance(root, ConnectionResetError) or errno_ == errno.ECONNRESET:
         # A plain-HTTP connection is ready as soon as TCP connects, so a reset before it
         # is ready can only come from the TLS handshake.
         if not connected:
-            return Verdict(Cause.TLS_HANDSHAKE, f"connection reset during TLS handshake{where}")
-        return Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server")
+            return Outcome(Cause.TLS_HANDSHAKE, f"connection reset during TLS handshake{where}")
+        return Outcome(Cause.PROTOCOL_ERROR, "connection reset by the server")
     if isinstance(root, aiohttp.ServerDisconnectedError | wire.Disconnected):
-        return Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without answering")
+        return Outcome(Cause.PROTOCOL_ERROR, "server closed the connection without answering")
     if isinstance(root, aiohttp.ClientResponseError):
-        return Verdict(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {one_line(root.message)}")
+        return Outcome(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {one_line(root.message)}")
     if isinstance(root, wire.BadResponse):
-        return Verdict(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {one_line(root)}")
+        return Outcome(Cause.PROTOCOL_ERROR, f"invalid HTTP response: {one_line(root)}")
     if isinstance(root, aiohttp.ClientPayloadError | wire.BrokenBody):
-        return Verdict(Cause.PROTOCOL_ERROR, f"broken body: {one_line(root)}")
+        return Outcome(Cause.PROTOCOL_ERROR, f"broken body: {one_line(root)}")
     # Anything else from the socket: the network if we never got a connection, else the
     # conversation with the server broke.
     if not connected:
-        return Verdict(Cause.NETWORK_UNREACHABLE, f"cannot connect: {one_line(root)}{where}")
-    return Verdict(Cause.PROTOCOL_ERROR, one_line(root))
+        return Outcome(Cause.NETWORK_UNREACHABLE, f"cannot connect: {one_line(root)}{where}")
+    return Outcome(Cause.PROTOCOL_ERROR, one_line(root))
 
 
 def _status_cause(status: int) -> Cause:
@@ -161,30 +164,30 @@ def _status_cause(status: int) -> Cause:
     return Cause.UNEXPECTED_STATUS
 
 
-def _certificate(error: ssl.SSLCertVerificationError) -> Verdict:
+def _certificate(error: ssl.SSLCertVerificationError) -> Outcome:
     if error.verify_code == _CERT_HAS_EXPIRED:
-        return Verdict(Cause.TLS_CERT_EXPIRED, "certificate has expired")
+        return Outcome(Cause.TLS_CERT_EXPIRED, "certificate has expired")
     message = error.verify_message or one_line(error)
-    return Verdict(Cause.TLS_CERT_INVALID, f"certificate not accepted: {message}")
+    return Outcome(Cause.TLS_CERT_INVALID, f"certificate not accepted: {message}")
 
 
-def _dns(error: socket.gaierror, exc: Exception) -> Verdict:
+def _dns(error: socket.gaierror, exc: Exception) -> Outcome:
     host = exc.host if isinstance(exc, aiohttp.ClientConnectorError | wire.ConnectFailed) else "?"
     if error.errno in (socket.EAI_NONAME, socket.EAI_NODATA):
-        return Verdict(Cause.DNS_NXDOMAIN, f"name not found ({host})")
-    return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {one_line(error)} ({host})")
+        return Outcome(Cause.DNS_NXDOMAIN, f"name not found ({host})")
+    return Outcome(Cause.DNS_ERROR, f"DNS lookup failed: {one_line(error)} ({host})")
 
 
-def _timeout(stamps: Stamps, timeout: float) -> Verdict:
+def _timeout(stamps: Stamps, timeout: float) -> Outcome:
     """Name a timeout after the phase the request was stuck in."""
     limit = f"within {timeout:g}s"
     if stamps.dns_start is not None and stamps.dns_end is None:
-        return Verdict(Cause.DNS_TIMEOUT, f"no DNS answer {limit}")
+        return Outcome(Cause.DNS_TIMEOUT, f"no DNS answer {limit}")
     if stamps.connect_end is None:
-        return Verdict(Cause.CONNECT_TIMEOUT, f"no connection {limit}")
+        return Outcome(Cause.CONNECT_TIMEOUT, f"no connection {limit}")
     if stamps.headers is None:
-        return Verdict(Cause.TIMEOUT, f"no first byte {limit}")
-    return Verdict(Cause.READ_TIMEOUT, f"body not complete {limit}")
+        return Outcome(Cause.TIMEOUT, f"no first byte {limit}")
+    return Outcome(Cause.READ_TIMEOUT, f"body not complete {limit}")
 
 
 def one_line(error: object) -> str:

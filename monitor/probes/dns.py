@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 from time import perf_counter
 
-import aiohttp
 import dns.asyncresolver
 import dns.exception
 import dns.message
@@ -29,7 +28,8 @@ import dns.resolver
 
 from monitor.hostport import split_host_port
 from monitor.models import Cause, DnsCheck, Kind, Phases, ProbeContext, ProbeResult
-from monitor.probes.classify import Verdict, one_line
+from monitor.probes.classify import Outcome, one_line
+from monitor.probes.clients import Clients
 
 SYSTEM = "system"
 """How the system's resolver (from /etc/resolv.conf) is named in details and answers."""
@@ -41,13 +41,13 @@ class Lookup:
 
     resolver: str  # as configured, or SYSTEM
     answers: frozenset[str] = frozenset()
-    failure: Verdict | None = None
+    failure: Outcome | None = None
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: DnsCheck) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: DnsCheck) -> ProbeResult:
     """Resolve ``spec.query`` at every resolver; a resolver's failure is a value, not raised.
 
-    ``session`` is unused: DNS needs none, but every probe takes the same arguments.
+    ``clients`` is unused: DNS needs none, but every probe takes the same arguments.
     """
     name = dns.name.from_text(spec.query)  # a bad name is bad config: raised, not judged
     rdtype = dns.rdatatype.from_text(spec.record)
@@ -59,13 +59,13 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: DnsChec
                 return await _lookup(name, rdtype, resolver)
         except TimeoutError:
             detail = f"no answer within {ctx.timeout:g}s"
-            return Lookup(resolver, failure=Verdict(Cause.DNS_TIMEOUT, detail))
+            return Lookup(resolver, failure=Outcome(Cause.DNS_TIMEOUT, detail))
 
     start = perf_counter()
     lookups = await asyncio.gather(*(bounded(r) for r in spec.resolvers or (SYSTEM,)))
     elapsed = perf_counter() - start  # lookups run side by side: the slowest decides
-    verdict = judge(spec, lookups)
-    return verdict.result(
+    outcome = judge(spec, lookups)
+    return outcome.result(
         ctx,
         Kind.DNS,
         f"{spec.record} {spec.query} @ {', '.join(spec.resolvers) or SYSTEM}",
@@ -74,12 +74,12 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: DnsChec
     )
 
 
-def judge(spec: DnsCheck, lookups: list[Lookup]) -> Verdict:
+def judge(spec: DnsCheck, lookups: list[Lookup]) -> Outcome:
     """Pure: a failed resolver first, then the expected set, then agreement between resolvers."""
     failures = [(x.resolver, x.failure) for x in lookups if x.failure is not None]
     if failures:
         detail = "; ".join(f"{resolver}: {failure.detail}" for resolver, failure in failures)
-        return Verdict(failures[0][1].cause, detail)
+        return Outcome(failures[0][1].cause, detail)
     failed: list[str] = []
     expect = frozenset(normalise(spec.record, value) for value in spec.expect)
     if expect and any(x.answers != expect for x in lookups):
@@ -87,13 +87,13 @@ def judge(spec: DnsCheck, lookups: list[Lookup]) -> Verdict:
     if len({x.answers for x in lookups}) > 1:
         failed.append("consistent")
     if not failed:
-        return Verdict(Cause.OK)
+        return Outcome(Cause.OK)
     if "consistent" in failed:
         said = "; ".join(f"{x.resolver} → {_listed(x.answers)}" for x in lookups)
         detail = f"resolvers disagree: {said}"
     else:
         detail = f"expected {_listed(expect)}, got {_listed(lookups[0].answers)}"
-    return Verdict(Cause.CONTENT_MISMATCH, detail, tuple(failed))
+    return Outcome(Cause.CONTENT_MISMATCH, detail, tuple(failed))
 
 
 def normalise(record: str, text: str) -> str:
@@ -145,21 +145,21 @@ def _resolver(resolver: str) -> dns.asyncresolver.Resolver:
 
 def _failure(
     exc: dns.exception.DNSException, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
-) -> Verdict:
+) -> Outcome:
     """The one table from dnspython's exceptions to causes."""
     shown = name.to_text(omit_final_dot=True)
     if isinstance(exc, dns.resolver.NXDOMAIN):
-        return Verdict(Cause.DNS_NXDOMAIN, f"NXDOMAIN: {shown} does not exist")
+        return Outcome(Cause.DNS_NXDOMAIN, f"NXDOMAIN: {shown} does not exist")
     if isinstance(exc, dns.resolver.NoAnswer):
         # The name exists but has no such record; getaddrinfo calls this EAI_NODATA and
         # the HTTP probe counts that as not found too.
         record = dns.rdatatype.to_text(rdtype)
-        return Verdict(Cause.DNS_NXDOMAIN, f"no {record} record for {shown}")
+        return Outcome(Cause.DNS_NXDOMAIN, f"no {record} record for {shown}")
     if isinstance(exc, dns.exception.Timeout):
-        return Verdict(Cause.DNS_TIMEOUT, one_line(exc))
+        return Outcome(Cause.DNS_TIMEOUT, one_line(exc))
     if isinstance(exc, dns.resolver.NoNameservers):
-        return Verdict(Cause.DNS_ERROR, _servers_said(exc))
-    return Verdict(Cause.DNS_ERROR, one_line(exc))
+        return Outcome(Cause.DNS_ERROR, _servers_said(exc))
+    return Outcome(Cause.DNS_ERROR, one_line(exc))
 
 
 def _servers_said(exc: dns.resolver.NoNameservers) -> str:

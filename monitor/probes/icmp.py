@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import Sequence
 from time import perf_counter
 
-import aiohttp
 import icmplib  # type: ignore[import-untyped]
 
 from monitor.models import Cause, IcmpCheck, Kind, ProbeContext, ProbeResult
-from monitor.probes.classify import Verdict, one_line
+from monitor.probes.classify import Outcome, one_line
+from monitor.probes.clients import Clients
 from monitor.probes.tcp import Progress, resolve, socket_failure
 
 INTERVAL = 0.2
@@ -27,10 +27,10 @@ NOT_PERMITTED = (
 )
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: IcmpCheck) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: IcmpCheck) -> ProbeResult:
     """Ping ``spec.host`` ``spec.count`` times within ``ctx.timeout``.
 
-    ``session`` is unused: ICMP needs none, but every probe takes the same arguments.
+    ``clients`` is unused: ICMP needs none, but every probe takes the same arguments.
     """
     progress = Progress(start=perf_counter())
     rtts: list[float] = []
@@ -42,18 +42,18 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: IcmpChe
             rtts = await _ping(address, spec.count, when - asyncio.get_running_loop().time())
     except TimeoutError:
         if progress.resolved is None:
-            verdict = Verdict(Cause.DNS_TIMEOUT, f"no DNS answer within {ctx.timeout:g}s")
+            outcome = Outcome(Cause.DNS_TIMEOUT, f"no DNS answer within {ctx.timeout:g}s")
         else:  # the pings are paced to finish in time; this is only a safety net
-            verdict = judge(spec, rtts)
+            outcome = judge(spec, rtts)
     except icmplib.SocketPermissionError:
-        verdict = Verdict(Cause.NOT_PERMITTED, NOT_PERMITTED)
+        outcome = Outcome(Cause.NOT_PERMITTED, NOT_PERMITTED)
     except icmplib.ICMPLibError as exc:  # a socket we cannot open or use for this address
-        verdict = Verdict(Cause.NETWORK_UNREACHABLE, f"cannot ping: {one_line(exc)}")
+        outcome = Outcome(Cause.NETWORK_UNREACHABLE, f"cannot ping: {one_line(exc)}")
     except OSError as exc:  # the name did not resolve
-        verdict = socket_failure(exc, progress, spec.host, 0)
+        outcome = socket_failure(exc, progress, spec.host, 0)
     else:
-        verdict = judge(spec, rtts)
-    return verdict.result(
+        outcome = judge(spec, rtts)
+    return outcome.result(
         ctx,
         Kind.ICMP,
         spec.host,
@@ -62,11 +62,11 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: IcmpChe
     )
 
 
-def judge(spec: IcmpCheck, rtts: Sequence[float]) -> Verdict:
+def judge(spec: IcmpCheck, rtts: Sequence[float]) -> Outcome:
     """Pure: are these round trips (seconds, one per reply) good enough?"""
     if not rtts:
         # Like a connection attempt nobody answers: the host or the path to it is gone.
-        return Verdict(Cause.CONNECT_TIMEOUT, f"no reply to {_pings(spec.count)}")
+        return Outcome(Cause.CONNECT_TIMEOUT, f"no reply to {_pings(spec.count)}")
     problems: list[tuple[str, Cause, str]] = []
     lost = spec.count - len(rtts)
     if lost / spec.count > spec.max_loss:
@@ -83,8 +83,8 @@ def judge(spec: IcmpCheck, rtts: Sequence[float]) -> Verdict:
         )
         problems.append(("max_rtt", Cause.SLOW, said))
     if not problems:
-        return Verdict(Cause.OK)
-    return Verdict(problems[0][1], "; ".join(p[2] for p in problems), tuple(p[0] for p in problems))
+        return Outcome(Cause.OK)
+    return Outcome(problems[0][1], "; ".join(p[2] for p in problems), tuple(p[0] for p in problems))
 
 
 async def _ping(address: str, count: int, budget: float) -> list[float]:

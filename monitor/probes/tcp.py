@@ -16,10 +16,10 @@ from time import perf_counter
 from typing import Any
 
 import aiohappyeyeballs
-import aiohttp
 
 from monitor.models import Cause, Kind, Phases, ProbeContext, ProbeResult, TcpCheck
-from monitor.probes.classify import Verdict, one_line
+from monitor.probes.classify import Outcome, one_line
+from monitor.probes.clients import Clients
 
 READ_LIMIT = 64 * 1024
 """Bytes of a reply read at most while looking for the expected text."""
@@ -60,10 +60,10 @@ class _Reply:
     ended: bool = False  # the server closed its side
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TcpCheck) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: TcpCheck) -> ProbeResult:
     """Connect to ``spec.host:spec.port`` and hold the conversation the spec asks for.
 
-    ``session`` is unused: TCP needs none, but every probe takes the same arguments.
+    ``clients`` is unused: TCP needs none, but every probe takes the same arguments.
     """
     target = host_port(spec.host, spec.port)
     progress = Progress(start=perf_counter())
@@ -74,17 +74,17 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TcpChec
             reader, writer = await connect(spec.host, spec.port, progress)
             await _converse(reader, writer, spec, reply)
     except TimeoutError:
-        verdict = unconnected_timeout(progress, ctx.timeout) or judge_reply(
+        outcome = unconnected_timeout(progress, ctx.timeout) or judge_reply(
             spec.expect_reply, reply.data, ended=False, timeout=ctx.timeout
         )
     except OSError as exc:
-        verdict = socket_failure(exc, progress, spec.host, spec.port)
+        outcome = socket_failure(exc, progress, spec.host, spec.port)
     else:
-        verdict = judge_reply(spec.expect_reply, reply.data, ended=reply.ended, timeout=ctx.timeout)
+        outcome = judge_reply(spec.expect_reply, reply.data, ended=reply.ended, timeout=ctx.timeout)
     finally:
         if writer is not None:
-            writer.close()  # not awaited: how the peer says goodbye cannot change the verdict
-    return verdict.result(
+            writer.close()  # not awaited: how the peer says goodbye cannot change the outcome
+    return outcome.result(
         ctx,
         Kind.TCP,
         target,
@@ -95,17 +95,17 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TcpChec
     )
 
 
-def judge_reply(wanted: str | None, reply: bytes, *, ended: bool, timeout: float) -> Verdict:
+def judge_reply(wanted: str | None, reply: bytes, *, ended: bool, timeout: float) -> Outcome:
     """Pure: does ``reply`` hold ``wanted``? Not ``ended`` means the wait ran out."""
     if wanted is None or wanted.encode() in reply:
-        return Verdict(Cause.OK)
+        return Outcome(Cause.OK)
     if reply:
-        return Verdict(
+        return Outcome(
             Cause.CONTENT_MISMATCH, f"reply does not contain {wanted!r}", ("expect_reply",)
         )
     if ended:
-        return Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without replying")
-    return Verdict(Cause.TIMEOUT, f"no reply within {timeout:g}s")
+        return Outcome(Cause.PROTOCOL_ERROR, "server closed the connection without replying")
+    return Outcome(Cause.TIMEOUT, f"no reply within {timeout:g}s")
 
 
 async def _converse(
@@ -162,31 +162,31 @@ async def connect(
     return await asyncio.open_connection(sock=sock)
 
 
-def socket_failure(exc: OSError, progress: Progress, host: str, port: int) -> Verdict:
+def socket_failure(exc: OSError, progress: Progress, host: str, port: int) -> Outcome:
     """The one table from socket errors (lookup, connect, conversation) to causes."""
     target = host_port(host, port)
     if isinstance(exc, socket.gaierror):
         if exc.errno in (socket.EAI_NONAME, socket.EAI_NODATA):
-            return Verdict(Cause.DNS_NXDOMAIN, f"name not found ({host})")
-        return Verdict(Cause.DNS_ERROR, f"DNS lookup failed: {one_line(exc)} ({host})")
+            return Outcome(Cause.DNS_NXDOMAIN, f"name not found ({host})")
+        return Outcome(Cause.DNS_ERROR, f"DNS lookup failed: {one_line(exc)} ({host})")
     # Happy eyeballs merges the errors of several addresses, keeping a shared errno.
     if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-        return Verdict(Cause.CONNECT_REFUSED, f"connection refused ({target})")
+        return Outcome(Cause.CONNECT_REFUSED, f"connection refused ({target})")
     if exc.errno in _UNREACHABLE:
-        return Verdict(Cause.NETWORK_UNREACHABLE, f"{_UNREACHABLE[exc.errno]} ({target})")
+        return Outcome(Cause.NETWORK_UNREACHABLE, f"{_UNREACHABLE[exc.errno]} ({target})")
     if progress.connected is None:
-        return Verdict(Cause.NETWORK_UNREACHABLE, f"cannot connect: {one_line(exc)} ({target})")
+        return Outcome(Cause.NETWORK_UNREACHABLE, f"cannot connect: {one_line(exc)} ({target})")
     if isinstance(exc, ConnectionResetError):
-        return Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server")
-    return Verdict(Cause.PROTOCOL_ERROR, one_line(exc))
+        return Outcome(Cause.PROTOCOL_ERROR, "connection reset by the server")
+    return Outcome(Cause.PROTOCOL_ERROR, one_line(exc))
 
 
-def unconnected_timeout(progress: Progress, timeout: float) -> Verdict | None:
+def unconnected_timeout(progress: Progress, timeout: float) -> Outcome | None:
     """Name a timeout before the connection stood; ``None`` once it did (the caller knows)."""
     if progress.resolved is None:
-        return Verdict(Cause.DNS_TIMEOUT, f"no DNS answer within {timeout:g}s")
+        return Outcome(Cause.DNS_TIMEOUT, f"no DNS answer within {timeout:g}s")
     if progress.connected is None:
-        return Verdict(Cause.CONNECT_TIMEOUT, f"no connection within {timeout:g}s")
+        return Outcome(Cause.CONNECT_TIMEOUT, f"no connection within {timeout:g}s")
     return None
 
 

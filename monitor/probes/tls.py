@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import perf_counter
 
-import aiohttp
 from cryptography import x509
 
 from monitor.models import Cause, Kind, ProbeContext, ProbeResult, TlsCheck
-from monitor.probes.classify import Verdict, one_line
+from monitor.probes.classify import Outcome, one_line
+from monitor.probes.clients import Clients
 from monitor.probes.tcp import (
     Progress,
     connect,
@@ -40,10 +40,10 @@ class Handshake:
     not_after: datetime  # the server certificate's expiry, UTC
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TlsCheck) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: TlsCheck) -> ProbeResult:
     """Handshake with ``spec.host:spec.port`` using SNI ``server_name`` (default: the host).
 
-    ``session`` is unused: the probe makes its own connection, but every probe takes the
+    ``clients`` is unused: the probe makes its own connection, but every probe takes the
     same arguments.
     """
     name = spec.server_name or spec.host
@@ -57,20 +57,20 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TlsChec
             progress.handshake = perf_counter()
         seen = _handshake(writer.get_extra_info("ssl_object"))
     except TimeoutError:
-        verdict = unconnected_timeout(progress, ctx.timeout) or Verdict(
+        outcome = unconnected_timeout(progress, ctx.timeout) or Outcome(
             Cause.TLS_HANDSHAKE, f"no TLS handshake within {ctx.timeout:g}s"
         )
     except OSError as exc:  # ssl.SSLError is one too
-        verdict = _failure(exc, progress, spec)
+        outcome = _failure(exc, progress, spec)
     except ValueError as exc:  # cryptography is stricter than OpenSSL about encodings
-        verdict = Verdict(Cause.TLS_CERT_INVALID, f"certificate cannot be read: {one_line(exc)}")
+        outcome = Outcome(Cause.TLS_CERT_INVALID, f"certificate cannot be read: {one_line(exc)}")
     else:
-        verdict = judge(spec, seen, ctx.time)
+        outcome = judge(spec, seen, ctx.time)
     finally:
         if writer is not None:
-            writer.close()  # not awaited: how the peer says goodbye cannot change the verdict
+            writer.close()  # not awaited: how the peer says goodbye cannot change the outcome
     target = host_port(spec.host, spec.port)
-    return verdict.result(
+    return outcome.result(
         ctx,
         Kind.TLS,
         target if name == spec.host else f"{target} as {name}",
@@ -82,7 +82,7 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: TlsChec
     )
 
 
-def judge(spec: TlsCheck, seen: Handshake, now: datetime) -> Verdict:
+def judge(spec: TlsCheck, seen: Handshake, now: datetime) -> Outcome:
     """Pure: is what the handshake showed good enough at ``now``?
 
     An expired certificate is reported alone; otherwise every failed expectation is
@@ -91,7 +91,7 @@ def judge(spec: TlsCheck, seen: Handshake, now: datetime) -> Verdict:
     left = seen.not_after - now
     expiry = seen.not_after.date().isoformat()
     if left <= timedelta(0):
-        return Verdict(
+        return Outcome(
             Cause.TLS_CERT_EXPIRED, f"certificate expired {_days(-left)} days ago ({expiry})"
         )
     problems: list[tuple[str, Cause, str]] = []
@@ -105,8 +105,8 @@ def judge(spec: TlsCheck, seen: Handshake, now: datetime) -> Verdict:
         )
         problems.append(("min_days", Cause.TLS_CERT_EXPIRING, said))
     if not problems:
-        return Verdict(Cause.OK)
-    return Verdict(problems[0][1], "; ".join(p[2] for p in problems), tuple(p[0] for p in problems))
+        return Outcome(Cause.OK)
+    return Outcome(problems[0][1], "; ".join(p[2] for p in problems), tuple(p[0] for p in problems))
 
 
 @functools.cache
@@ -135,18 +135,18 @@ def _handshake(ssl_object: ssl.SSLObject) -> Handshake:
     return Handshake(version, x509.load_der_x509_certificate(der).not_valid_after_utc)
 
 
-def _failure(exc: OSError, progress: Progress, spec: TlsCheck) -> Verdict:
+def _failure(exc: OSError, progress: Progress, spec: TlsCheck) -> Outcome:
     """The one table from handshake errors to causes; plain socket errors go to tcp's."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         if exc.verify_code == _CERT_HAS_EXPIRED:
-            return Verdict(Cause.TLS_CERT_EXPIRED, "certificate has expired")
-        return Verdict(Cause.TLS_CERT_INVALID, f"certificate not accepted: {exc.verify_message}")
+            return Outcome(Cause.TLS_CERT_EXPIRED, "certificate has expired")
+        return Outcome(Cause.TLS_CERT_INVALID, f"certificate not accepted: {exc.verify_message}")
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or "").lower().replace("_", " ") or one_line(exc)
-        return Verdict(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {reason}")
+        return Outcome(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {reason}")
     if progress.connected is not None:
         # Connected, so the handshake is what broke (a reset, or a close mid-way).
-        return Verdict(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {one_line(exc)}")
+        return Outcome(Cause.TLS_HANDSHAKE, f"TLS handshake failed: {one_line(exc)}")
     return socket_failure(exc, progress, spec.host, spec.port)
 
 

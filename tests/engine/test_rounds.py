@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import aiohttp
 import pytest
 
 from monitor.engine.plan import plan_round
@@ -23,7 +22,7 @@ from monitor.models import (
     TcpCheck,
     TlsCheck,
 )
-from monitor.probes import PROBES
+from monitor.probes import PROBES, Clients, make_clients
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 O1 = Origin(name="o1", address="203.0.113.10:8443", tls_verify_name="o1.internal")
@@ -99,7 +98,7 @@ async def test_a_probe_that_raises_costs_the_round_only_its_own_result(
     )
 
     async def edge_works_origin_crashes(
-        session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTarget
+        clients: Clients, ctx: ProbeContext, spec: HttpTarget
     ) -> ProbeResult:
         if spec.origin is not None:
             raise RuntimeError("bug in the origin probe")
@@ -108,7 +107,7 @@ async def test_a_probe_that_raises_costs_the_round_only_its_own_result(
         )
 
     monkeypatch.setitem(PROBES, HttpTarget, edge_works_origin_crashes)
-    async with aiohttp.ClientSession() as session:
-        results = await probe_round(session, site, T0)
+    async with make_clients() as clients:
+        results = await probe_round(clients, site, T0)
     assert [(r.role, r.cause) for r in results] == [(Role.EDGE, Cause.OK)]
     assert "bug in the origin probe" in caplog.text

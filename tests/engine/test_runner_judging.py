@@ -14,7 +14,7 @@ from monitor.judge.state import Policy, State
 from monitor.judge.tracker import StateRecord, Tracker, Tracking
 from monitor.metrics.registry import Metrics
 from monitor.models import Cause, ProbeResult, Site
-from monitor.probes import make_session
+from monitor.probes import make_clients
 from tests.support.localsite import serve
 
 
@@ -56,8 +56,8 @@ async def _rounds(url: str, count: int, policy: Policy) -> tuple[Tracker, Collec
     metrics = Metrics(CollectorRegistry())
     judge = Judge(tracker, (), sink, metrics)
     site = Site(name="shop", url=url, interval=5.0, timeout=1.0)
-    async with make_session() as session:
-        runner = Runner(session, sink, metrics, judge)
+    async with make_clients() as clients:
+        runner = Runner(clients, sink, metrics, judge)
         for _ in range(count):
             await runner.run_round(site)
     return tracker, sink

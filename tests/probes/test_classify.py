@@ -14,7 +14,7 @@ from yarl import URL
 
 from monitor import jsonpath
 from monitor.models import Cause, Expect, JsonExpect, StatusRange
-from monitor.probes.classify import RedirectError, Verdict, classify_exception, classify_response
+from monitor.probes.classify import Outcome, RedirectError, classify_exception, classify_response
 from monitor.probes.expect import Answer
 from monitor.probes.http import wire
 from monitor.probes.phases import Stamps
@@ -25,93 +25,93 @@ WELCOME = Expect(body_contains="Welcome")
 
 
 STATUS_CASES = [
-    pytest.param(200, DEFAULT, b"", Verdict(Cause.OK), id="200-ok"),
-    pytest.param(301, DEFAULT, b"", Verdict(Cause.OK), id="301-in-default-range"),
+    pytest.param(200, DEFAULT, b"", Outcome(Cause.OK), id="200-ok"),
+    pytest.param(301, DEFAULT, b"", Outcome(Cause.OK), id="301-in-default-range"),
     pytest.param(
         503,
         Expect(status=(StatusRange(503, 503),)),
         b"",
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="503-when-configured",
     ),
     pytest.param(
         429,
         DEFAULT,
         b"",
-        Verdict(Cause.RATE_LIMITED, "expected status 200-399, got 429", ("status",)),
+        Outcome(Cause.RATE_LIMITED, "expected status 200-399, got 429", ("status",)),
         id="429-rate-limited",
     ),
     pytest.param(
         502,
         DEFAULT,
         b"",
-        Verdict(Cause.BAD_GATEWAY, "expected status 200-399, got 502", ("status",)),
+        Outcome(Cause.BAD_GATEWAY, "expected status 200-399, got 502", ("status",)),
         id="502-bad-gateway",
     ),
     pytest.param(
         503,
         ONLY_200,
         b"",
-        Verdict(Cause.SERVICE_UNAVAILABLE, "expected status 200, got 503", ("status",)),
+        Outcome(Cause.SERVICE_UNAVAILABLE, "expected status 200, got 503", ("status",)),
         id="503-service-unavailable",
     ),
     pytest.param(
         504,
         DEFAULT,
         b"",
-        Verdict(Cause.GATEWAY_TIMEOUT, "expected status 200-399, got 504", ("status",)),
+        Outcome(Cause.GATEWAY_TIMEOUT, "expected status 200-399, got 504", ("status",)),
         id="504-gateway-timeout",
     ),
     pytest.param(
         500,
         DEFAULT,
         b"",
-        Verdict(Cause.SERVER_ERROR, "expected status 200-399, got 500", ("status",)),
+        Outcome(Cause.SERVER_ERROR, "expected status 200-399, got 500", ("status",)),
         id="500-server-error",
     ),
     pytest.param(
         404,
         DEFAULT,
         b"",
-        Verdict(Cause.CLIENT_ERROR, "expected status 200-399, got 404", ("status",)),
+        Outcome(Cause.CLIENT_ERROR, "expected status 200-399, got 404", ("status",)),
         id="404-client-error",
     ),
     pytest.param(
         204,
         ONLY_200,
         b"",
-        Verdict(Cause.UNEXPECTED_STATUS, "expected status 200, got 204", ("status",)),
+        Outcome(Cause.UNEXPECTED_STATUS, "expected status 200, got 204", ("status",)),
         id="204-not-accepted",
     ),
     pytest.param(
         500,
         Expect(status=(StatusRange(200, 200), StatusRange(301, 302))),
         b"",
-        Verdict(Cause.SERVER_ERROR, "expected status 200 or 301-302, got 500", ("status",)),
+        Outcome(Cause.SERVER_ERROR, "expected status 200 or 301-302, got 500", ("status",)),
         id="several-ranges-in-detail",
     ),
     pytest.param(
-        200, WELCOME, b"<h1>Welcome home</h1>", Verdict(Cause.OK), id="body-contains-found"
+        200, WELCOME, b"<h1>Welcome home</h1>", Outcome(Cause.OK), id="body-contains-found"
     ),
     pytest.param(
         200,
         WELCOME,
         b"<h1>It works!</h1>",
-        Verdict(Cause.CONTENT_MISMATCH, "body does not contain 'Welcome'", ("body_contains",)),
+        Outcome(Cause.CONTENT_MISMATCH, "body does not contain 'Welcome'", ("body_contains",)),
         id="body-contains-missing",
     ),
     pytest.param(
         200,
         Expect(body_contains="café"),
         "<p>café</p>".encode(),
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="body-contains-utf8",
     ),
     pytest.param(
         503,
         WELCOME,
         b"Sorry, try later",
-        Verdict(
+        Outcome(
             Cause.SERVICE_UNAVAILABLE,
             "expected status 200-399, got 503",
             ("status", "body_contains"),
@@ -122,10 +122,10 @@ STATUS_CASES = [
 
 
 @pytest.mark.parametrize(("status", "expect", "body", "expected"), STATUS_CASES)
-def test_classify_response(status: int, expect: Expect, body: bytes, expected: Verdict) -> None:
-    verdict = classify_response(Answer(status, body), expect)
-    assert verdict == expected
-    assert verdict.ok is (expected.cause is Cause.OK)
+def test_classify_response(status: int, expect: Expect, body: bytes, expected: Outcome) -> None:
+    outcome = classify_response(Answer(status, body), expect)
+    assert outcome == expected
+    assert outcome.ok is (expected.cause is Cause.OK)
 
 
 def _key(host: str, port: int, *, is_ssl: bool = False) -> ConnectionKey:
@@ -172,7 +172,7 @@ EXCEPTIONS = [
             socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
         ),
         RESOLVING,
-        Verdict(Cause.DNS_NXDOMAIN, "name not found (nonexistent.invalid)"),
+        Outcome(Cause.DNS_NXDOMAIN, "name not found (nonexistent.invalid)"),
         id="gaierror-noname-nxdomain",
     ),
     pytest.param(
@@ -180,7 +180,7 @@ EXCEPTIONS = [
             WEB, socket.gaierror(socket.EAI_NODATA, "No address associated with hostname")
         ),
         RESOLVING,
-        Verdict(Cause.DNS_NXDOMAIN, "name not found (site.test)"),
+        Outcome(Cause.DNS_NXDOMAIN, "name not found (site.test)"),
         id="gaierror-nodata-nxdomain",
     ),
     pytest.param(
@@ -188,7 +188,7 @@ EXCEPTIONS = [
             WEB, socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
         ),
         RESOLVING,
-        Verdict(
+        Outcome(
             Cause.DNS_ERROR, "DNS lookup failed: temporary failure in name resolution (site.test)"
         ),
         id="gaierror-again-dns-error",
@@ -196,7 +196,7 @@ EXCEPTIONS = [
     pytest.param(
         TimeoutError(),
         RESOLVING,
-        Verdict(Cause.DNS_TIMEOUT, "no DNS answer within 2s"),
+        Outcome(Cause.DNS_TIMEOUT, "no DNS answer within 2s"),
         id="timeout-while-resolving",
     ),
     pytest.param(
@@ -205,7 +205,7 @@ EXCEPTIONS = [
             ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 1)"),
         ),
         CONNECTING,
-        Verdict(Cause.CONNECT_REFUSED, "connection refused (127.0.0.1:1)"),
+        Outcome(Cause.CONNECT_REFUSED, "connection refused (127.0.0.1:1)"),
         id="refused",
     ),
     pytest.param(
@@ -214,25 +214,25 @@ EXCEPTIONS = [
             WEB, OSError(errno.ECONNREFUSED, "Multiple exceptions: [Errno 111] ...")
         ),
         CONNECTING,
-        Verdict(Cause.CONNECT_REFUSED, "connection refused (site.test:80)"),
+        Outcome(Cause.CONNECT_REFUSED, "connection refused (site.test:80)"),
         id="refused-on-every-address",
     ),
     pytest.param(
         aiohttp.ClientConnectorError(WEB, OSError(errno.ENETUNREACH, "Network is unreachable")),
         CONNECTING,
-        Verdict(Cause.NETWORK_UNREACHABLE, "network unreachable (site.test:80)"),
+        Outcome(Cause.NETWORK_UNREACHABLE, "network unreachable (site.test:80)"),
         id="network-unreachable",
     ),
     pytest.param(
         aiohttp.ClientConnectorError(WEB, OSError(errno.EHOSTUNREACH, "No route to host")),
         CONNECTING,
-        Verdict(Cause.NETWORK_UNREACHABLE, "host unreachable (site.test:80)"),
+        Outcome(Cause.NETWORK_UNREACHABLE, "host unreachable (site.test:80)"),
         id="host-unreachable",
     ),
     pytest.param(
         aiohttp.ClientConnectorError(WEB, PermissionError(errno.EPERM, "Operation not permitted")),
         CONNECTING,
-        Verdict(
+        Outcome(
             Cause.NETWORK_UNREACHABLE, "cannot connect: operation not permitted (site.test:80)"
         ),
         id="other-socket-error-before-connecting",
@@ -240,26 +240,26 @@ EXCEPTIONS = [
     pytest.param(
         aiohttp.ConnectionTimeoutError("Connection timeout to host http://site.test/"),
         CONNECTING,
-        Verdict(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
+        Outcome(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
         id="aiohttp-connection-timeout",
     ),
     pytest.param(
         # The kernel gave up on the SYN before our timeout did.
         aiohttp.ClientConnectorError(WEB, TimeoutError(errno.ETIMEDOUT, "Connection timed out")),
         CONNECTING,
-        Verdict(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
+        Outcome(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
         id="kernel-connect-timeout",
     ),
     pytest.param(
         TimeoutError(),
         START,
-        Verdict(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
+        Outcome(Cause.CONNECT_TIMEOUT, "no connection within 2s"),
         id="timeout-in-pool",
     ),
     pytest.param(
         aiohttp.ClientConnectorCertificateError(TLS, _cert_error(10, "certificate has expired")),
         CONNECTING,
-        Verdict(Cause.TLS_CERT_EXPIRED, "certificate has expired"),
+        Outcome(Cause.TLS_CERT_EXPIRED, "certificate has expired"),
         id="cert-expired",
     ),
     pytest.param(
@@ -267,7 +267,7 @@ EXCEPTIONS = [
             TLS, _cert_error(20, "unable to get local issuer certificate")
         ),
         CONNECTING,
-        Verdict(
+        Outcome(
             Cause.TLS_CERT_INVALID,
             "certificate not accepted: unable to get local issuer certificate",
         ),
@@ -276,43 +276,43 @@ EXCEPTIONS = [
     pytest.param(
         aiohttp.ClientConnectorSSLError(TLS, _wrong_version_error()),
         CONNECTING,
-        Verdict(Cause.TLS_HANDSHAKE, "TLS handshake failed: wrong version number"),
+        Outcome(Cause.TLS_HANDSHAKE, "TLS handshake failed: wrong version number"),
         id="tls-to-plain-http",
     ),
     pytest.param(
         aiohttp.ClientConnectorError(TLS, ConnectionResetError()),
         CONNECTING,
-        Verdict(Cause.TLS_HANDSHAKE, "connection reset during TLS handshake (site.test:443)"),
+        Outcome(Cause.TLS_HANDSHAKE, "connection reset during TLS handshake (site.test:443)"),
         id="reset-during-handshake",
     ),
     pytest.param(
         TimeoutError(),
         CONNECTED,
-        Verdict(Cause.TIMEOUT, "no first byte within 2s"),
+        Outcome(Cause.TIMEOUT, "no first byte within 2s"),
         id="timeout-before-headers",
     ),
     pytest.param(
         aiohttp.SocketTimeoutError("Timeout on reading data from socket"),
         CONNECTED,
-        Verdict(Cause.TIMEOUT, "no first byte within 2s"),
+        Outcome(Cause.TIMEOUT, "no first byte within 2s"),
         id="aiohttp-socket-timeout-before-headers",
     ),
     pytest.param(
         TimeoutError(),
         HEADERS,
-        Verdict(Cause.READ_TIMEOUT, "body not complete within 2s"),
+        Outcome(Cause.READ_TIMEOUT, "body not complete within 2s"),
         id="timeout-in-body",
     ),
     pytest.param(
         aiohttp.ServerDisconnectedError(),
         CONNECTED,
-        Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without answering"),
+        Outcome(Cause.PROTOCOL_ERROR, "server closed the connection without answering"),
         id="server-hung-up",
     ),
     pytest.param(
         _bad_status_line(),
         CONNECTED,
-        Verdict(
+        Outcome(
             Cause.PROTOCOL_ERROR,
             "invalid HTTP response: Bad status line: Expected HTTP/, RTSP/ or ICE/: "
             "b'SSH-2.0-OpenSSH_9.6'",
@@ -322,50 +322,50 @@ EXCEPTIONS = [
     pytest.param(
         aiohttp.ClientPayloadError("Response payload is not completed"),
         HEADERS,
-        Verdict(Cause.PROTOCOL_ERROR, "broken body: Response payload is not completed"),
+        Outcome(Cause.PROTOCOL_ERROR, "broken body: Response payload is not completed"),
         id="body-cut-short",
     ),
     pytest.param(
         aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"),
         HEADERS,
-        Verdict(Cause.PROTOCOL_ERROR, "connection reset by the server"),
+        Outcome(Cause.PROTOCOL_ERROR, "connection reset by the server"),
         id="reset-after-connecting",
     ),
     # The same failures as monitor.probes.http.wire (the client without aiohttp) raises them.
     pytest.param(
         wire.ConnectFailed("127.0.0.1", 1, ConnectionRefusedError(errno.ECONNREFUSED, "refused")),
         CONNECTING,
-        Verdict(Cause.CONNECT_REFUSED, "connection refused (127.0.0.1:1)"),
+        Outcome(Cause.CONNECT_REFUSED, "connection refused (127.0.0.1:1)"),
         id="lean-refused",
     ),
     pytest.param(
         wire.ConnectFailed("nowhere.test", 80, socket.gaierror(socket.EAI_NONAME, "unknown")),
         RESOLVING,
-        Verdict(Cause.DNS_NXDOMAIN, "name not found (nowhere.test)"),
+        Outcome(Cause.DNS_NXDOMAIN, "name not found (nowhere.test)"),
         id="lean-nxdomain",
     ),
     pytest.param(
         wire.ConnectFailed("127.0.0.1", 443, ConnectionResetError(errno.ECONNRESET, "reset")),
         CONNECTING,
-        Verdict(Cause.TLS_HANDSHAKE, "connection reset during TLS handshake (127.0.0.1:443)"),
+        Outcome(Cause.TLS_HANDSHAKE, "connection reset during TLS handshake (127.0.0.1:443)"),
         id="lean-reset-in-handshake",
     ),
     pytest.param(
         wire.Disconnected(),
         CONNECTED,
-        Verdict(Cause.PROTOCOL_ERROR, "server closed the connection without answering"),
+        Outcome(Cause.PROTOCOL_ERROR, "server closed the connection without answering"),
         id="lean-server-hung-up",
     ),
     pytest.param(
         wire.BadResponse("Expected HTTP/"),
         CONNECTED,
-        Verdict(Cause.PROTOCOL_ERROR, "invalid HTTP response: Expected HTTP/"),
+        Outcome(Cause.PROTOCOL_ERROR, "invalid HTTP response: Expected HTTP/"),
         id="lean-not-http",
     ),
     pytest.param(
         wire.BrokenBody("the server hung up before the body was complete"),
         HEADERS,
-        Verdict(
+        Outcome(
             Cause.PROTOCOL_ERROR,
             "broken body: the server hung up before the body was complete",
         ),
@@ -374,20 +374,20 @@ EXCEPTIONS = [
     pytest.param(
         RedirectError("too many redirects (more than 10)"),
         HEADERS,
-        Verdict(Cause.PROTOCOL_ERROR, "too many redirects (more than 10)"),
+        Outcome(Cause.PROTOCOL_ERROR, "too many redirects (more than 10)"),
         id="redirects-not-followed",
     ),
     pytest.param(
         aiohttp.ClientConnectionError("Connection lost: [Errno 32] Broken pipe"),
         CONNECTED,
-        Verdict(Cause.PROTOCOL_ERROR, "Connection lost: [Errno 32] Broken pipe"),
+        Outcome(Cause.PROTOCOL_ERROR, "Connection lost: [Errno 32] Broken pipe"),
         id="other-error-after-connecting",
     ),
 ]
 
 
 @pytest.mark.parametrize(("exc", "stamps", "expected"), EXCEPTIONS)
-def test_classify_exception(exc: Exception, stamps: Stamps, expected: Verdict) -> None:
+def test_classify_exception(exc: Exception, stamps: Stamps, expected: Outcome) -> None:
     assert classify_exception(exc, stamps, timeout=2.0) == expected
 
 
@@ -410,25 +410,25 @@ EXPECTATION_CASES = [
     pytest.param(
         Answer(200, b"all good"),
         Expect(body_not_contains="Error"),
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="body-not-contains-absent",
     ),
     pytest.param(
         Answer(200, b"Fatal Error"),
         Expect(body_not_contains="Error"),
-        Verdict(Cause.CONTENT_MISMATCH, "body contains 'Error'", ("body_not_contains",)),
+        Outcome(Cause.CONTENT_MISMATCH, "body contains 'Error'", ("body_not_contains",)),
         id="body-not-contains-present",
     ),
     pytest.param(
         Answer(200, b"version 2.14.1"),
         Expect(body_matches=r"version 2\.\d+"),
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="body-matches",
     ),
     pytest.param(
         Answer(200, b"version 1.9"),
         Expect(body_matches=r"version 2\.\d+"),
-        Verdict(
+        Outcome(
             Cause.CONTENT_MISMATCH, "body does not match 'version 2\\\\.\\\\d+'", ("body_matches",)
         ),
         id="body-does-not-match",
@@ -436,37 +436,37 @@ EXPECTATION_CASES = [
     pytest.param(
         Answer(200, JSON_BODY),
         _json(JsonExpect("data.state", equals="down"), JsonExpect("data.items[0].name", "db")),
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="json-equals",
     ),
     pytest.param(
         Answer(200, JSON_BODY),
         _json(JsonExpect("data.count", equals=3.0), JsonExpect("data.up", equals=True)),
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="json-equals-numbers-and-booleans",
     ),
     pytest.param(
         Answer(200, JSON_BODY),
         _json(JsonExpect("data.state", equals="up")),
-        Verdict(Cause.CONTENT_MISMATCH, 'json data.state: expected "up", got "down"', ("json",)),
+        Outcome(Cause.CONTENT_MISMATCH, 'json data.state: expected "up", got "down"', ("json",)),
         id="json-not-equal",
     ),
     pytest.param(
         Answer(200, JSON_BODY),
         _json(JsonExpect("data.up", equals=1)),
-        Verdict(Cause.CONTENT_MISMATCH, "json data.up: expected 1, got true", ("json",)),
+        Outcome(Cause.CONTENT_MISMATCH, "json data.up: expected 1, got true", ("json",)),
         id="json-true-is-not-1",
     ),
     pytest.param(
         Answer(200, JSON_BODY),
         _json(JsonExpect("data.count", matches=r"^\d+$"), JsonExpect("data.state", matches="do")),
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="json-matches-text-of-number-and-string",
     ),
     pytest.param(
         Answer(200, JSON_BODY),
         _json(JsonExpect("data.state", matches="^up$")),
-        Verdict(
+        Outcome(
             Cause.CONTENT_MISMATCH, "json data.state: \"down\" does not match '^up$'", ("json",)
         ),
         id="json-does-not-match",
@@ -474,7 +474,7 @@ EXPECTATION_CASES = [
     pytest.param(
         Answer(200, JSON_BODY),
         _json(JsonExpect("data.items[1].name", equals="db")),
-        Verdict(
+        Outcome(
             Cause.CONTENT_MISMATCH, "json data.items[1].name: data.items[1] not found", ("json",)
         ),
         id="json-index-missing",
@@ -482,7 +482,7 @@ EXPECTATION_CASES = [
     pytest.param(
         Answer(200, JSON_BODY),
         _json(JsonExpect("data.state.code", equals=1)),
-        Verdict(
+        Outcome(
             Cause.CONTENT_MISMATCH, "json data.state.code: data.state.code not found", ("json",)
         ),
         id="json-step-into-a-string",
@@ -490,31 +490,31 @@ EXPECTATION_CASES = [
     pytest.param(
         Answer(200, b"<html>oops</html>"),
         _json(JsonExpect("data.state", equals="up")),
-        Verdict(Cause.CONTENT_MISMATCH, "json data.state: body is not JSON", ("json",)),
+        Outcome(Cause.CONTENT_MISMATCH, "json data.state: body is not JSON", ("json",)),
         id="json-body-not-json",
     ),
     pytest.param(
         Answer(200, b"[" * 100_000),
         _json(JsonExpect("a", equals=1)),
-        Verdict(Cause.CONTENT_MISMATCH, "json a: body is not JSON", ("json",)),
+        Outcome(Cause.CONTENT_MISMATCH, "json a: body is not JSON", ("json",)),
         id="json-nested-too-deep",
     ),
     pytest.param(
         Answer(200, b'{"data": ', body_truncated=True),
         _json(JsonExpect("data", equals=1)),
-        Verdict(Cause.CONTENT_MISMATCH, "json data: body is not JSON (cut at 9 bytes)", ("json",)),
+        Outcome(Cause.CONTENT_MISMATCH, "json data: body is not JSON (cut at 9 bytes)", ("json",)),
         id="json-body-cut-short",
     ),
     pytest.param(
         Answer(200, headers=RESPONSE_HEADERS),
         Expect(headers=(("X-CACHE", "^HIT"), ("server", "nginx"))),
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="headers-any-value-case-insensitive-name",
     ),
     pytest.param(
         Answer(200, headers=RESPONSE_HEADERS),
         Expect(headers=(("Server", "^Apache"),)),
-        Verdict(
+        Outcome(
             Cause.CONTENT_MISMATCH,
             "header Server: \"nginx\" does not match '^Apache'",
             ("headers",),
@@ -524,25 +524,25 @@ EXPECTATION_CASES = [
     pytest.param(
         Answer(200, headers=RESPONSE_HEADERS),
         Expect(headers=(("CF-Ray", "."),)),
-        Verdict(Cause.CONTENT_MISMATCH, "header CF-Ray missing", ("headers",)),
+        Outcome(Cause.CONTENT_MISMATCH, "header CF-Ray missing", ("headers",)),
         id="header-missing",
     ),
     pytest.param(
         Answer(200, latency=0.2),
         Expect(max_latency=0.5),
-        Verdict(Cause.OK),
+        Outcome(Cause.OK),
         id="fast-enough",
     ),
     pytest.param(
         Answer(200, latency=0.75),
         Expect(max_latency=0.5),
-        Verdict(Cause.SLOW, "took 0.75s, more than 0.5s", ("max_latency",)),
+        Outcome(Cause.SLOW, "took 0.75s, more than 0.5s", ("max_latency",)),
         id="slow",
     ),
     pytest.param(
         Answer(200, b"Error", latency=0.75),
         Expect(body_not_contains="Error", max_latency=0.5),
-        Verdict(
+        Outcome(
             Cause.CONTENT_MISMATCH, "body contains 'Error'", ("body_not_contains", "max_latency")
         ),
         id="content-beats-slow",
@@ -550,7 +550,7 @@ EXPECTATION_CASES = [
     pytest.param(
         Answer(500, b"{}", latency=0.75),
         Expect(body_contains="ok", json=(JsonExpect("a"),), max_latency=0.5),
-        Verdict(
+        Outcome(
             Cause.SERVER_ERROR,
             "expected status 200-399, got 500",
             ("status", "body_contains", "json", "max_latency"),
@@ -561,7 +561,7 @@ EXPECTATION_CASES = [
 
 
 @pytest.mark.parametrize(("answer", "expect", "expected"), EXPECTATION_CASES)
-def test_expectations(answer: Answer, expect: Expect, expected: Verdict) -> None:
+def test_expectations(answer: Answer, expect: Expect, expected: Outcome) -> None:
     assert classify_response(answer, expect) == expected
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-import aiohttp
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -28,7 +27,7 @@ from monitor.models import (
     Site,
     StatusRange,
 )
-from monitor.probes import HttpTarget, make_session, run_probe
+from monitor.probes import Clients, HttpTarget, make_clients, run_probe
 from tests.probes.test_http_origins import LocalNames
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -116,17 +115,17 @@ def names() -> LocalNames:
 
 
 @pytest.fixture
-async def session(names: LocalNames) -> AsyncIterator[aiohttp.ClientSession]:
-    async with make_session(resolver=names) as session:
-        yield session
+async def clients(names: LocalNames) -> AsyncIterator[Clients]:
+    async with make_clients(resolver=names) as clients:
+        yield clients
 
 
 async def _probe(
-    session: aiohttp.ClientSession, url: str, request: HttpRequest = PLAIN, expect: Expect = ANY
+    clients: Clients, url: str, request: HttpRequest = PLAIN, expect: Expect = ANY
 ) -> ProbeResult:
     site = Site("shop", url, interval=60.0, timeout=2.0, expect=expect, request=request)
     ctx = ProbeContext(site.name, Role.EDGE, None, NOW, site.timeout)
-    return await run_probe(session, ctx, HttpTarget(site))
+    return await run_probe(clients, ctx, HttpTarget(site))
 
 
 @pytest.mark.parametrize(
@@ -169,7 +168,7 @@ async def _probe(
 )
 async def test_request_options_reach_the_server(
     serve: Serve,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     seen: list[Seen],
     request_: HttpRequest,
     method: str,
@@ -177,7 +176,7 @@ async def test_request_options_reach_the_server(
     headers: dict[str, str],
 ) -> None:
     port = await serve()
-    result = await _probe(session, f"http://127.0.0.1:{port}/page", request_)
+    result = await _probe(clients, f"http://127.0.0.1:{port}/page", request_)
 
     assert (result.ok, result.status) == (True, 200)
     [request] = seen
@@ -245,7 +244,7 @@ async def test_request_options_reach_the_server(
 )
 async def test_redirects(
     serve: Serve,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     seen: list[Seen],
     path: str,
     request_: HttpRequest,
@@ -257,7 +256,7 @@ async def test_redirects(
 ) -> None:
     port = await serve()
     url = f"http://127.0.0.1:{port}{path}"
-    result = await _probe(session, url, request_)
+    result = await _probe(clients, url, request_)
 
     assert (result.cause, result.detail, result.status) == (cause, detail.format(port=port), status)
     assert [request.path for request in seen] == paths
@@ -266,11 +265,9 @@ async def test_redirects(
     assert result.redirects == (int(followed.group(1)) if followed else 0)
 
 
-async def test_a_redirects_own_body_is_not_the_answer(
-    serve: Serve, session: aiohttp.ClientSession
-) -> None:
+async def test_a_redirects_own_body_is_not_the_answer(serve: Serve, clients: Clients) -> None:
     port = await serve()
-    result = await _probe(session, f"http://127.0.0.1:{port}/moved", FOLLOW)
+    result = await _probe(clients, f"http://127.0.0.1:{port}/moved", FOLLOW)
     assert (result.status, result.redirects, result.body) == (200, 1, b"")
 
 
@@ -285,25 +282,25 @@ async def test_a_redirects_own_body_is_not_the_answer(
 )
 async def test_a_gzipped_body_is_judged_decompressed(
     serve: Serve,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     seen: list[Seen],
     request_: HttpRequest,
     asked: str,
 ) -> None:
     port = await serve()
     url = f"http://127.0.0.1:{port}/gzipped"
-    result = await _probe(session, url, request_, Expect(body_contains="shop, Welcome"))
+    result = await _probe(clients, url, request_, Expect(body_contains="shop, Welcome"))
 
     assert (result.ok, result.body) == (True, b"Welcome to the shop, " * 200)
     assert seen[0].headers["Accept-Encoding"] == asked
 
 
 async def test_a_header_value_beyond_latin_1_is_sent_as_utf_8(
-    serve: Serve, session: aiohttp.ClientSession, seen: list[Seen]
+    serve: Serve, clients: Clients, seen: list[Seen]
 ) -> None:
     port = await serve()
     request = HttpRequest(headers=(("X-Note", "prix en €uro"),))
-    result = await _probe(session, f"http://127.0.0.1:{port}/", request)
+    result = await _probe(clients, f"http://127.0.0.1:{port}/", request)
 
     assert result.ok
     assert seen[0].headers["X-Note"] == "prix en €uro"
@@ -320,7 +317,7 @@ async def test_a_header_value_beyond_latin_1_is_sent_as_utf_8(
 )
 async def test_redirected_post(
     serve: Serve,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     seen: list[Seen],
     status: int,
     method: str,
@@ -328,7 +325,7 @@ async def test_redirected_post(
 ) -> None:
     port = await serve()
     request = HttpRequest(method="POST", body="order=1", follow_redirects=True)
-    result = await _probe(session, f"http://127.0.0.1:{port}/status/{status}?to=/done", request)
+    result = await _probe(clients, f"http://127.0.0.1:{port}/status/{status}?to=/done", request)
 
     assert result.ok
     first, second = seen
@@ -337,12 +334,12 @@ async def test_redirected_post(
 
 
 async def test_credentials_stay_with_the_site(
-    serve: Serve, session: aiohttp.ClientSession, seen: list[Seen]
+    serve: Serve, clients: Clients, seen: list[Seen]
 ) -> None:
     site_port, elsewhere = await serve(), await serve("127.0.0.2")
     to = f"http://127.0.0.2:{elsewhere}/"
     request = HttpRequest(follow_redirects=True, bearer_token="t0ken")
-    result = await _probe(session, f"http://127.0.0.1:{site_port}/status/302?to={to}", request)
+    result = await _probe(clients, f"http://127.0.0.1:{site_port}/status/302?to={to}", request)
 
     assert (result.ok, result.peer_ip) == (True, "127.0.0.2")
     at_site, away = seen
@@ -398,17 +395,89 @@ def _header(head: str, name: str) -> str | None:
 
 
 async def test_proxy_relays_the_request(
-    serve: Serve, session: aiohttp.ClientSession, seen: list[Seen], proxy: Proxy
+    serve: Serve, clients: Clients, seen: list[Seen], proxy: Proxy
 ) -> None:
     port = await serve()
     request = HttpRequest(proxy=f"http://127.0.0.1:{proxy.port}", headers=(("X-Probe", "1"),))
-    result = await _probe(session, f"http://127.0.0.1:{port}/via-proxy", request)
+    result = await _probe(clients, f"http://127.0.0.1:{port}/via-proxy", request)
 
     assert (result.ok, result.body) == (True, b"Welcome to the shop")
     assert (result.peer_ip, result.peer_port) == ("127.0.0.1", proxy.port)
     assert proxy.request_lines == [f"GET http://127.0.0.1:{port}/via-proxy HTTP/1.1"]
     [relayed] = seen
     assert (relayed.path, relayed.headers["X-Probe"]) == ("/via-proxy", "1")
+
+
+@dataclass
+class Heads:
+    port: int
+    received: list[list[str]]  # each request's header lines, as written
+
+
+@pytest.fixture
+async def heads() -> AsyncIterator[Heads]:
+    """A bare server that notes each request's header lines as they came, then says ok."""
+    received: list[list[str]] = []
+    answers: set[asyncio.Task[None]] = set()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        received.append(head.split("\r\n")[1:-2])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answers.add(asyncio.ensure_future(answer(reader, writer)))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    yield Heads(server.sockets[0].getsockname()[1], received)
+    server.close()
+    await server.wait_closed()
+    if answers:
+        await asyncio.wait(answers, timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("request_", "written"),
+    [
+        pytest.param(
+            HttpRequest(method="POST", body="{}", headers=(("Content-Length", "2"),)),
+            ("Content-Length", "2"),
+            id="content-length",
+        ),
+        pytest.param(
+            HttpRequest(headers=(("Connection", "keep-alive"),)),
+            ("Connection", "keep-alive"),
+            id="connection",
+        ),
+    ],
+)
+async def test_a_configured_framing_header_replaces_ours(
+    clients: Clients, heads: Heads, request_: HttpRequest, written: tuple[str, str]
+) -> None:
+    result = await _probe(clients, f"http://127.0.0.1:{heads.port}/", request_)
+
+    assert (result.ok, result.body) == (True, b"ok")
+    [lines] = heads.received
+    name, value = written
+    assert [line for line in lines if line.lower().startswith(name.lower() + ":")] == [
+        f"{name}: {value}"
+    ]
+
+
+@pytest.mark.parametrize("via_proxy", [False, True], ids=["direct", "through-a-proxy"])
+async def test_an_invalid_header_name_is_never_sent(
+    clients: Clients, heads: Heads, proxy: Proxy, via_proxy: bool
+) -> None:
+    # Config refuses it; should one get this far, it is our bug: raised, and nothing sent.
+    request = HttpRequest(
+        headers=(("X Bad:Name", "1"),),
+        proxy=f"http://127.0.0.1:{proxy.port}" if via_proxy else None,
+    )
+    with pytest.raises(ValueError, match="invalid HTTP header name 'X Bad:Name'"):
+        await _probe(clients, f"http://127.0.0.1:{heads.port}/", request)
+    assert (heads.received, proxy.request_lines) == ([], [])
 
 
 @pytest.fixture
@@ -433,7 +502,7 @@ async def dual_stack_port(serve: Serve) -> int:
     ],
 )
 async def test_ip_version_picks_the_family(
-    session: aiohttp.ClientSession,
+    clients: Clients,
     names: LocalNames,
     dual_stack_port: int,
     ip_version: IpVersion,
@@ -441,7 +510,7 @@ async def test_ip_version_picks_the_family(
     peer: str,
 ) -> None:
     url = f"http://dual.test:{dual_stack_port}/"
-    result = await _probe(session, url, HttpRequest(ip_version=ip_version))
+    result = await _probe(clients, url, HttpRequest(ip_version=ip_version))
 
     assert (result.ok, result.peer_ip) == (True, peer)
     assert names.asked == [("dual.test", family)]
@@ -449,11 +518,11 @@ async def test_ip_version_picks_the_family(
 
 
 async def test_ip_version_applies_to_each_probe_alone(
-    session: aiohttp.ClientSession, names: LocalNames, dual_stack_port: int
+    clients: Clients, names: LocalNames, dual_stack_port: int
 ) -> None:
     url = f"http://dual.test:{dual_stack_port}/"
     results = await asyncio.gather(
-        *(_probe(session, url, HttpRequest(ip_version=v)) for v in (IpVersion.V6, IpVersion.V4))
+        *(_probe(clients, url, HttpRequest(ip_version=v)) for v in (IpVersion.V6, IpVersion.V4))
     )
     assert [result.peer_ip for result in results] == ["::1", "127.0.0.1"]
 
@@ -462,18 +531,16 @@ async def test_ip_version_4_with_the_system_resolver(serve: Serve) -> None:
     # /etc/hosts here maps localhost to 127.0.0.1 only, so only IPv4 can be shown end to end
     # with the system's resolver; LocalNames covers IPv6 above.
     port = await serve("127.0.0.1")
-    async with make_session() as session:
+    async with make_clients() as clients:
         result = await _probe(
-            session, f"http://localhost:{port}/", HttpRequest(ip_version=IpVersion.V4)
+            clients, f"http://localhost:{port}/", HttpRequest(ip_version=IpVersion.V4)
         )
     assert (result.ok, result.peer_ip) == (True, "127.0.0.1")
 
 
-async def test_ip_version_6_with_a_literal_address(
-    serve: Serve, session: aiohttp.ClientSession
-) -> None:
+async def test_ip_version_6_with_a_literal_address(serve: Serve, clients: Clients) -> None:
     port = await serve("::1")
-    result = await _probe(session, f"http://[::1]:{port}/", HttpRequest(ip_version=IpVersion.V6))
+    result = await _probe(clients, f"http://[::1]:{port}/", HttpRequest(ip_version=IpVersion.V6))
     assert (result.ok, result.peer_ip, result.target) == (True, "::1", f"http://[::1]:{port}/")
 
 
@@ -536,23 +603,23 @@ EXPECTATIONS = [
 @pytest.mark.parametrize(("path", "expect", "cause", "failed"), EXPECTATIONS)
 async def test_expectations(
     serve: Serve,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     path: str,
     expect: Expect,
     cause: Cause,
     failed: tuple[str, ...],
 ) -> None:
     port = await serve()
-    result = await _probe(session, f"http://127.0.0.1:{port}{path}", expect=expect)
+    result = await _probe(clients, f"http://127.0.0.1:{port}{path}", expect=expect)
 
     assert (result.cause, result.failed) == (cause, failed)
     assert (result.detail == "") is (cause is Cause.OK)
 
 
-async def test_json_detail_names_the_value(serve: Serve, session: aiohttp.ClientSession) -> None:
+async def test_json_detail_names_the_value(serve: Serve, clients: Clients) -> None:
     port = await serve()
     expect = Expect(json=(JsonExpect("data.state", "down"),))
-    result = await _probe(session, f"http://127.0.0.1:{port}/status.json", expect=expect)
+    result = await _probe(clients, f"http://127.0.0.1:{port}/status.json", expect=expect)
 
     assert result.detail == 'json data.state: expected "down", got "up"'
     assert json.loads(result.body) == STATUS

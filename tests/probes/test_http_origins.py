@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-import aiohttp
 import pytest
 import trustme
 from aiohttp import web
@@ -33,7 +32,7 @@ from monitor.models import (
     Role,
     Site,
 )
-from monitor.probes import HttpTarget, make_session, run_probe
+from monitor.probes import Clients, HttpTarget, make_clients, run_probe
 from monitor.probes.http.tlsnames import names_match
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -138,39 +137,37 @@ def names() -> LocalNames:
 
 
 @pytest.fixture
-async def session(
+async def clients(
     ca: trustme.CA, names: LocalNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[aiohttp.ClientSession]:
-    # OpenSSL reads SSL_CERT_FILE when make_session() builds its contexts: set it first.
+) -> AsyncIterator[Clients]:
+    # OpenSSL reads SSL_CERT_FILE when make_clients() builds its contexts: set it first.
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
-    async with make_session(resolver=names) as session:
-        yield session
+    async with make_clients(resolver=names) as clients:
+        yield clients
 
 
 def _site(url: str = SHOP, *, expect: Expect = ANY, request: HttpRequest = PLAIN) -> Site:
     return Site("shop", url, interval=60.0, timeout=2.0, expect=expect, request=request)
 
 
-async def _probe(
-    session: aiohttp.ClientSession, site: Site, origin: Origin | None = None
-) -> ProbeResult:
+async def _probe(clients: Clients, site: Site, origin: Origin | None = None) -> ProbeResult:
     if origin is None:
         ctx = ProbeContext(site.name, Role.EDGE, None, NOW, site.timeout)
     else:
         ctx = ProbeContext(site.name, Role.ORIGIN, origin.name, NOW, site.timeout)
-    return await run_probe(session, ctx, HttpTarget(site, origin))
+    return await run_probe(clients, ctx, HttpTarget(site, origin))
 
 
 async def test_edge_and_origin_in_one_round_reach_different_peers(
-    serve: Serve, session: aiohttp.ClientSession, names: LocalNames
+    serve: Serve, clients: Clients, names: LocalNames
 ) -> None:
     edge = await serve("127.0.0.1", "shop.test", text="from the edge")
     origin = await serve("127.0.0.2", "shop.test", text="from the origin")
     site = _site(f"https://shop.test:{edge.port}/")
     app1 = Origin("app1", address=f"127.0.0.2:{origin.port}")
 
-    at_edge, at_origin = await asyncio.gather(_probe(session, site), _probe(session, site, app1))
+    at_edge, at_origin = await asyncio.gather(_probe(clients, site), _probe(clients, site, app1))
 
     assert (at_edge.ok, at_edge.body, at_edge.role, at_edge.origin) == (
         True,
@@ -247,7 +244,7 @@ TLS_CASES = [
 )
 async def test_origin_certificate(
     serve: Serve,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     cert_names: tuple[str, ...],
     issuer: trustme.CA | None,
     verify_name: str | None,
@@ -258,7 +255,7 @@ async def test_origin_certificate(
     server = await serve("127.0.0.2", *cert_names, issuer=issuer)
     address = f"127.0.0.2:{server.port}"
     origin = Origin("o", address=address, tls_verify_name=verify_name, tls_verify=verify)
-    result = await _probe(session, _site(), origin)
+    result = await _probe(clients, _site(), origin)
 
     assert (result.cause, result.detail) == (cause, detail)
     assert server.sni == ["shop.test"]  # whatever name is verified, SNI stays the site's
@@ -278,11 +275,11 @@ async def test_origin_certificate(
     ],
 )
 async def test_ipv6_origin(
-    serve: Serve, session: aiohttp.ClientSession, site_url: str, address: str, host_header: str
+    serve: Serve, clients: Clients, site_url: str, address: str, host_header: str
 ) -> None:
     server = await serve("::1", "shop.test")
     site = _site(site_url.format(port=server.port))
-    result = await _probe(session, site, Origin("v6", address=address.format(port=server.port)))
+    result = await _probe(clients, site, Origin("v6", address=address.format(port=server.port)))
 
     assert (result.ok, result.peer_ip, result.peer_port) == (True, "::1", server.port)
     assert result.target == f"{site.url} via [::1]:{server.port}"
@@ -291,11 +288,11 @@ async def test_ipv6_origin(
 
 
 async def test_redirect_back_to_the_site_stays_on_the_origin(
-    serve: Serve, session: aiohttp.ClientSession, names: LocalNames
+    serve: Serve, clients: Clients, names: LocalNames
 ) -> None:
     server = await serve("127.0.0.2", "shop.test", text="new page")
     site = _site(f"{SHOP}old", request=HttpRequest(follow_redirects=True))
-    result = await _probe(session, site, Origin("o", address=f"127.0.0.2:{server.port}"))
+    result = await _probe(clients, site, Origin("o", address=f"127.0.0.2:{server.port}"))
 
     assert (result.ok, result.body, result.peer_ip) == (True, b"new page", "127.0.0.2")
     assert result.target == f"{SHOP}old via 127.0.0.2:{server.port}, 1 redirect to {SHOP}new"
@@ -304,7 +301,7 @@ async def test_redirect_back_to_the_site_stays_on_the_origin(
 
 
 async def test_origin_url_is_probed_as_is_with_default_expectations(
-    serve: Serve, session: aiohttp.ClientSession
+    serve: Serve, clients: Clients
 ) -> None:
     server = await serve("127.0.0.1", "health.shop.test", text="OK")
     site = _site(
@@ -312,7 +309,7 @@ async def test_origin_url_is_probed_as_is_with_default_expectations(
         request=HttpRequest(headers=(("Host", "www.shop.test"),)),
     )
     health = Origin("health", url=f"https://health.shop.test:{server.port}/healthz")
-    result = await _probe(session, site, health)
+    result = await _probe(clients, site, health)
 
     assert (result.ok, result.cause, result.body) == (True, Cause.OK, b"OK")
     assert result.target == health.url

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import socket
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from monitor.models import (
     Site,
     StatusRange,
 )
-from monitor.probes import HttpTarget, make_session, run_probe
+from monitor.probes import Clients, HttpTarget, make_clients, run_probe
 from monitor.probes.http.probe import BODY_LIMIT
 from tests.probes.test_http_origins import LocalNames
 
@@ -107,29 +108,27 @@ async def _converse(
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with make_session() as session:
-        yield session
+async def clients() -> AsyncIterator[Clients]:
+    async with make_clients() as clients:
+        yield clients
 
 
 def _site(url: str, *, timeout: float = TIMEOUT, expect: Expect = DEFAULT) -> Site:
     return Site(name="example", url=url, interval=60.0, timeout=timeout, expect=expect)
 
 
-async def _probe(session: aiohttp.ClientSession, site: Site) -> ProbeResult:
+async def _probe(clients: Clients, site: Site) -> ProbeResult:
     ctx = ProbeContext(site.name, Role.EDGE, None, NOW, site.timeout)
-    return await run_probe(session, ctx, HttpTarget(site))
+    return await run_probe(clients, ctx, HttpTarget(site))
 
 
 async def _user_agent(request: web.Request) -> web.Response:
     return web.Response(text=request.headers.get("User-Agent", ""))
 
 
-async def test_healthy_site_is_ok_with_every_phase_timed(
-    serve: Serve, session: aiohttp.ClientSession
-) -> None:
+async def test_healthy_site_is_ok_with_every_phase_timed(serve: Serve, clients: Clients) -> None:
     port = await serve(_user_agent)
-    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/"))
 
     assert (result.ok, result.cause, result.detail, result.failed) == (True, Cause.OK, "", ())
     assert (result.monitor, result.role, result.origin, result.time) == (
@@ -154,7 +153,7 @@ async def test_healthy_site_is_ok_with_every_phase_timed(
 
 @pytest.mark.parametrize("status", [200, 503])
 async def test_a_check_leaves_no_reference_cycles_to_the_garbage_collector(
-    serve: Serve, session: aiohttp.ClientSession, status: int
+    serve: Serve, clients: Clients, status: int
 ) -> None:
     # A check's objects must die by reference counts: cycles among them cost a busy
     # daemon more collector time than the checks themselves (README, Performance).
@@ -163,12 +162,12 @@ async def test_a_check_leaves_no_reference_cycles_to_the_garbage_collector(
 
     port = await serve(answer)
     site = _site(f"http://127.0.0.1:{port}/")
-    await _probe(session, site)  # what is made once (caches, the session's parts)
+    await _probe(clients, site)  # what is made once (caches, the clients's parts)
     gc.collect()
     gc.disable()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        results = [await _probe(session, site) for _ in range(20)]
+        results = [await _probe(clients, site) for _ in range(20)]
         gc.collect()
         ours = [o for o in gc.garbage if type(o).__module__.startswith("monitor.")]
     finally:
@@ -179,26 +178,22 @@ async def test_a_check_leaves_no_reference_cycles_to_the_garbage_collector(
     assert ours == []
 
 
-async def test_localhost_is_resolved_and_timed(
-    serve: Serve, session: aiohttp.ClientSession
-) -> None:
+async def test_localhost_is_resolved_and_timed(serve: Serve, clients: Clients) -> None:
     port = await serve(_user_agent)
-    result = await _probe(session, _site(f"http://localhost:{port}/"))
+    result = await _probe(clients, _site(f"http://localhost:{port}/"))
 
     assert result.ok
     assert result.phases.resolve is not None
     assert 0 <= result.phases.resolve < result.phases.total
 
 
-async def test_503_keeps_the_headers_that_tell_who_answered(
-    serve: Serve, session: aiohttp.ClientSession
-) -> None:
+async def test_503_keeps_the_headers_that_tell_who_answered(serve: Serve, clients: Clients) -> None:
     async def unavailable(request: web.Request) -> web.Response:
         headers = {"Retry-After": "120", "Via": "1.1 varnish", "X-Powered-By": "PHP/8.3"}
         return web.Response(status=503, text="Service Unavailable", headers=headers)
 
     port = await serve(unavailable)
-    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/"))
 
     # The application's own 503 with Retry-After: planned maintenance, not an outage.
     assert (result.ok, result.cause, result.status) == (False, Cause.MAINTENANCE, 503)
@@ -210,33 +205,31 @@ async def test_503_keeps_the_headers_that_tell_who_answered(
     assert result.body == b"Service Unavailable"
 
 
-async def test_wrong_body_is_content_mismatch(serve: Serve, session: aiohttp.ClientSession) -> None:
+async def test_wrong_body_is_content_mismatch(serve: Serve, clients: Clients) -> None:
     async def default_page(request: web.Request) -> web.Response:
         return web.Response(text="<h1>It works!</h1>")
 
     port = await serve(default_page)
     site = _site(f"http://127.0.0.1:{port}/", expect=Expect(body_contains="Welcome"))
-    result = await _probe(session, site)
+    result = await _probe(clients, site)
 
     assert (result.ok, result.cause, result.status) == (False, Cause.CONTENT_MISMATCH, 200)
     assert result.failed == ("body_contains",)
 
 
-async def test_checks_share_no_connection_and_no_cookie(
-    serve: Serve, session: aiohttp.ClientSession
-) -> None:
+async def test_checks_share_no_connection_and_no_cookie(serve: Serve, clients: Clients) -> None:
     seen: list[tuple[object, str | None]] = []
 
     async def remember(request: web.Request) -> web.Response:
         assert request.transport is not None
         seen.append((request.transport.get_extra_info("peername"), request.headers.get("Cookie")))
         response = web.Response(text="hi")
-        response.set_cookie("session", "abc")
+        response.set_cookie("clients", "abc")
         return response
 
     port = await serve(remember)
     for _ in range(2):
-        assert (await _probe(session, _site(f"http://127.0.0.1:{port}/"))).ok
+        assert (await _probe(clients, _site(f"http://127.0.0.1:{port}/"))).ok
 
     (first_peer, _), (second_peer, second_cookie) = seen
     assert first_peer != second_peer  # a new connection, so its connect time was measured
@@ -249,10 +242,10 @@ async def test_waiting_for_a_pool_slot_is_not_timed(serve: Serve) -> None:
         return web.Response(text="done")
 
     port = await serve(slow)
-    async with make_session(limit=1) as session:
+    async with make_clients(limit=1) as clients:
         started = perf_counter()
         site = _site(f"http://127.0.0.1:{port}/", timeout=2.0)
-        results = await asyncio.gather(_probe(session, site), _probe(session, site))
+        results = await asyncio.gather(_probe(clients, site), _probe(clients, site))
         elapsed = perf_counter() - started
 
     assert all(result.ok for result in results)
@@ -313,7 +306,7 @@ async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
 )
 async def test_misbehaving_server(
     serve_raw: ServeRaw,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     handler: RawHandler,
     cause: Cause,
     detail_start: str,
@@ -322,7 +315,7 @@ async def test_misbehaving_server(
 ) -> None:
     port = await serve_raw(handler)
     started = perf_counter()
-    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/"))
     elapsed = perf_counter() - started
 
     assert (result.ok, result.cause, result.status, result.body) == (False, cause, status, body)
@@ -367,14 +360,14 @@ def _body_of(length: int | None) -> RawHandler:
 )
 async def test_body_is_bounded(
     serve_raw: ServeRaw,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     length: int | None,
     expect: Expect,
     cause: Cause,
     truncated: bool,
 ) -> None:
     port = await serve_raw(_body_of(length))
-    result = await _probe(session, _site(f"http://127.0.0.1:{port}/", expect=expect))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/", expect=expect))
 
     assert (result.cause, result.body_truncated) == (cause, truncated)
     assert result.body == b"x" * BODY_LIMIT
@@ -462,7 +455,7 @@ def _answer(*parts: bytes) -> RawHandler:
 )
 async def test_answers_framed_every_way(
     serve_raw: ServeRaw,
-    session: aiohttp.ClientSession,
+    clients: Clients,
     answer: RawHandler,
     cause: Cause,
     detail: str,
@@ -471,7 +464,7 @@ async def test_answers_framed_every_way(
 ) -> None:
     port = await serve_raw(answer)
     site = _site(f"http://127.0.0.1:{port}/", expect=Expect(status=(StatusRange(200, 299),)))
-    result = await _probe(session, site)
+    result = await _probe(clients, site)
 
     assert (result.cause, result.status, result.body) == (cause, status, body)
     assert result.detail.startswith(detail)
@@ -479,33 +472,55 @@ async def test_answers_framed_every_way(
 
 
 async def test_a_body_past_the_limit_is_truncated_even_when_it_all_came_at_once(
-    serve_raw: ServeRaw, session: aiohttp.ClientSession
+    serve_raw: ServeRaw, clients: Clients
 ) -> None:
     whole = b"x" * (BODY_LIMIT + 100)
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(whole)
     port = await serve_raw(_answer(head + whole))
-    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/"))
 
     assert (result.cause, result.body_truncated) == (Cause.OK, True)
     assert result.body == whole[:BODY_LIMIT]
 
 
 async def test_switching_protocols_is_an_answer_not_an_interim_one(
-    serve_raw: ServeRaw, session: aiohttp.ClientSession
+    serve_raw: ServeRaw, clients: Clients
 ) -> None:
     upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
     port = await serve_raw(_answer(upgrade + b"\r\n\r\n"))
-    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/"))
 
     assert (result.ok, result.status, result.cause) == (False, 101, Cause.UNEXPECTED_STATUS)
 
 
-async def test_response_headers_are_read_as_utf_8(
-    serve_raw: ServeRaw, session: aiohttp.ClientSession
+def _deflated(data: bytes, wbits: int) -> bytes:
+    squeeze = zlib.compressobj(wbits=wbits)
+    return squeeze.compress(data) + squeeze.flush()
+
+
+@pytest.mark.parametrize(
+    "wbits",
+    [
+        pytest.param(zlib.MAX_WBITS, id="zlib-stream-as-rfc-9110-says"),
+        pytest.param(-zlib.MAX_WBITS, id="raw-deflate-as-some-servers-send"),
+    ],
+)
+async def test_deflate_bodies_are_read_with_or_without_the_zlib_header(
+    serve_raw: ServeRaw, clients: Clients, wbits: int
 ) -> None:
+    # aiohttp's client accepts both (it looks at the first byte), so the probe does too.
+    packed = _deflated(b"Welcome to the shop", wbits)
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n"
+    port = await serve_raw(_answer(head % len(packed) + packed))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/"))
+
+    assert (result.cause, result.detail, result.body) == (Cause.OK, "", b"Welcome to the shop")
+
+
+async def test_response_headers_are_read_as_utf_8(serve_raw: ServeRaw, clients: Clients) -> None:
     head = "HTTP/1.1 503 Service Unavailable\r\nServer: café\r\nContent-Length: 0\r\n\r\n"
     port = await serve_raw(_answer(head.encode()))
-    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/"))
 
     assert (result.status, ("Server", "café") in result.headers) == (503, True)
 
@@ -517,25 +532,25 @@ def _closed_port() -> int:
         return port
 
 
-async def test_closed_port_is_connect_refused(session: aiohttp.ClientSession) -> None:
+async def test_closed_port_is_connect_refused(clients: Clients) -> None:
     port = _closed_port()
-    result = await _probe(session, _site(f"http://127.0.0.1:{port}/"))
+    result = await _probe(clients, _site(f"http://127.0.0.1:{port}/"))
 
     assert (result.ok, result.cause) == (False, Cause.CONNECT_REFUSED)
     assert result.detail == f"connection refused (127.0.0.1:{port})"
 
 
-async def test_unknown_name_is_nxdomain(session: aiohttp.ClientSession) -> None:
-    result = await _probe(session, _site("http://nonexistent.invalid/"))
+async def test_unknown_name_is_nxdomain(clients: Clients) -> None:
+    result = await _probe(clients, _site("http://nonexistent.invalid/"))
 
     assert (result.ok, result.cause) == (False, Cause.DNS_NXDOMAIN)
     assert result.detail == "name not found (nonexistent.invalid)"
     assert result.phases.resolve is None  # the lookup never succeeded
 
 
-async def test_cancellation_propagates(serve_raw: ServeRaw, session: aiohttp.ClientSession) -> None:
+async def test_cancellation_propagates(serve_raw: ServeRaw, clients: Clients) -> None:
     port = await serve_raw(_stall)
-    task = asyncio.create_task(_probe(session, _site(f"http://127.0.0.1:{port}/", timeout=5.0)))
+    task = asyncio.create_task(_probe(clients, _site(f"http://127.0.0.1:{port}/", timeout=5.0)))
     await asyncio.sleep(0.1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -601,12 +616,12 @@ async def test_https_certificate(
     detail: str,
 ) -> None:
     if trusted:
-        # OpenSSL reads this when make_session() builds its context: trust our test CA.
+        # OpenSSL reads this when make_clients() builds its context: trust our test CA.
         ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
     port = await serve(_hello, ssl_context=_server_context(ca, *names, expired=expired))
-    async with make_session() as session:
-        result = await _probe(session, _site(f"https://localhost:{port}/"))
+    async with make_clients() as clients:
+        result = await _probe(clients, _site(f"https://localhost:{port}/"))
 
     assert (result.cause, result.detail) == (cause, detail)
     assert (result.phases.connect is not None) is (cause is Cause.OK)
@@ -617,10 +632,10 @@ async def test_https_certificate(
 
 
 async def test_https_to_a_plain_http_server_is_a_handshake_failure(
-    serve: Serve, session: aiohttp.ClientSession
+    serve: Serve, clients: Clients
 ) -> None:
     port = await serve(_hello)
-    result = await _probe(session, _site(f"https://127.0.0.1:{port}/"))
+    result = await _probe(clients, _site(f"https://127.0.0.1:{port}/"))
 
     assert (result.cause, result.detail) == (
         Cause.TLS_HANDSHAKE,
@@ -629,10 +644,10 @@ async def test_https_to_a_plain_http_server_is_a_handshake_failure(
 
 
 async def test_a_url_aiohttp_cannot_fetch_is_our_bug_and_raises(
-    session: aiohttp.ClientSession,
+    clients: Clients,
 ) -> None:
     with pytest.raises(aiohttp.NonHttpUrlClientError):
-        await _probe(session, _site("ftp://127.0.0.1/"))
+        await _probe(clients, _site("ftp://127.0.0.1/"))
 
 
 async def test_a_name_with_one_address_failing_tls_is_checked_on_the_next(
@@ -651,8 +666,8 @@ async def test_a_name_with_one_address_failing_tls_is_checked_on_the_next(
     )
     names = LocalNames({"site.test": ("127.0.0.2", "127.0.0.1")})
     try:
-        async with make_session(resolver=names) as session:
-            result = await _probe(session, _site(f"https://site.test:{port}/"))
+        async with make_clients(resolver=names) as clients:
+            result = await _probe(clients, _site(f"https://site.test:{port}/"))
     finally:
         broken.close()
         await broken.wait_closed()

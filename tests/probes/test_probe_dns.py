@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from time import perf_counter
 
-import aiohttp
 import pytest
 
 from monitor.models import Cause, DnsCheck, Kind, ProbeContext, ProbeResult, Role
+from monitor.probes import make_clients
 from monitor.probes.dns import normalise, probe
 from tests.support.dnsserver import DnsServer, Mode, Zone
 
@@ -33,8 +33,8 @@ def check(query: str, record: str = "A", *resolvers: str, expect: tuple[str, ...
 
 
 async def run(spec: DnsCheck) -> ProbeResult:
-    async with aiohttp.ClientSession() as session:  # unused by DNS, but part of the signature
-        return await probe(session, CTX, spec)
+    async with make_clients() as clients:  # unused by DNS, but part of the signature
+        return await probe(clients, CTX, spec)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from monitor.models import Cause, IcmpCheck, Kind, ProbeContext, ProbeResult, Role
+from monitor.probes import make_clients
 from monitor.probes.icmp import NOT_PERMITTED, judge, probe
 
 CTX = ProbeContext("icmp", Role.EDGE, None, datetime(2026, 1, 1, tzinfo=UTC), 2.0)
@@ -21,8 +21,8 @@ root = pytest.mark.skipif(os.geteuid() != 0, reason="raw ICMP sockets need root"
 
 
 async def run(spec: IcmpCheck) -> ProbeResult:
-    async with aiohttp.ClientSession() as session:  # unused by ICMP, but part of the signature
-        return await probe(session, CTX, spec)
+    async with make_clients() as clients:  # unused by ICMP, but part of the signature
+        return await probe(clients, CTX, spec)
 
 
 @root
@@ -123,6 +123,6 @@ MS = 0.001
 def test_judge(
     spec: IcmpCheck, rtts: list[float], cause: Cause, failed: tuple[str, ...], detail: str
 ) -> None:
-    verdict = judge(spec, rtts)
+    outcome = judge(spec, rtts)
 
-    assert (verdict.cause, verdict.failed, verdict.detail) == (cause, failed, detail)
+    assert (outcome.cause, outcome.failed, outcome.detail) == (cause, failed, detail)

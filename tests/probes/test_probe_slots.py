@@ -16,7 +16,7 @@ from monitor.app.daemon import _probe_slots
 from monitor.engine.runner import Runner
 from monitor.metrics.registry import Metrics
 from monitor.models import Cause, ProbeResult, Site
-from monitor.probes import make_session
+from monitor.probes import make_clients
 from monitor.probes.slots import ProbeSlots, auto_limit
 from tests.support.localsite import serve
 
@@ -161,8 +161,8 @@ async def test_waiting_for_a_slot_is_not_latency_and_not_timed_out() -> None:
     metrics = Metrics(registry)
     collected = Collected()
     slots = ProbeSlots(1, metrics.observe_slot_wait)
-    async with serve(slow) as url, make_session() as session:
-        runner = Runner(session, collected, metrics, slots=slots)
+    async with serve(slow) as url, make_clients() as clients:
+        runner = Runner(clients, collected, metrics, slots=slots)
         sites = [Site(name=f"s{i}", url=url, interval=10.0, timeout=0.5) for i in range(3)]
         rounds = await asyncio.gather(*(runner.run_round(site) for site in sites))
     results = [one for results in rounds for one in results]
@@ -188,9 +188,9 @@ async def test_without_the_cap_the_same_rounds_overlap() -> None:
 
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    async with serve(slow) as url, make_session() as session:
+    async with serve(slow) as url, make_clients() as clients:
         runner = Runner(
-            session, Collected(), metrics, slots=ProbeSlots(0, metrics.observe_slot_wait)
+            clients, Collected(), metrics, slots=ProbeSlots(0, metrics.observe_slot_wait)
         )
         sites = [Site(name=f"s{i}", url=url, interval=10.0, timeout=0.5) for i in range(3)]
         await asyncio.gather(*(runner.run_round(site) for site in sites))

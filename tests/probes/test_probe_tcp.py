@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from time import perf_counter
 
-import aiohttp
 import pytest
 
 from monitor.models import Cause, Kind, ProbeContext, ProbeResult, Role, TcpCheck
+from monitor.probes import make_clients
 from monitor.probes.tcp import judge_reply, probe
 
 TIMEOUT = 0.5
@@ -76,8 +76,8 @@ async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncI
 
 
 async def run(spec: TcpCheck) -> ProbeResult:
-    async with aiohttp.ClientSession() as session:  # unused by TCP, but part of the signature
-        return await probe(session, CTX, spec)
+    async with make_clients() as clients:  # unused by TCP, but part of the signature
+        return await probe(clients, CTX, spec)
 
 
 @pytest.mark.parametrize(

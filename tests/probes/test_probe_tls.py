@@ -10,12 +10,12 @@ import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 import trustme
 from cryptography import x509
 
 from monitor.models import Cause, Kind, ProbeContext, ProbeResult, Role, TlsCheck
+from monitor.probes import make_clients
 from monitor.probes.tls import Handshake, judge, probe
 from tests.probes.test_probe_tcp import free_port, hang_up, say_nothing, serving
 
@@ -62,8 +62,8 @@ def server_context(cert: trustme.LeafCert, max_version: str | None = None) -> ss
 async def run(spec: TlsCheck) -> ProbeResult:
     # The certificates' times come from the wall clock, so the round's time must too.
     ctx = ProbeContext("tls", Role.EDGE, None, datetime.now(UTC), TIMEOUT)
-    async with aiohttp.ClientSession() as session:  # unused by TLS, but part of the signature
-        return await probe(session, ctx, spec)
+    async with make_clients() as clients:  # unused by TLS, but part of the signature
+        return await probe(clients, ctx, spec)
 
 
 @pytest.mark.parametrize(
@@ -234,9 +234,9 @@ def test_judge(
     failed: tuple[str, ...],
     detail: str,
 ) -> None:
-    verdict = judge(spec, Handshake(version, not_after), NOW)
+    outcome = judge(spec, Handshake(version, not_after), NOW)
 
-    assert (verdict.cause, verdict.failed, verdict.detail) == (cause, failed, detail)
+    assert (outcome.cause, outcome.failed, outcome.detail) == (cause, failed, detail)
 
 
 def x509_not_after(cert: trustme.LeafCert) -> datetime:

@@ -1,1 +1,1 @@
-"""The HTTP probe: the probe, the wire client, the aiohttp session for proxies."""
+"""The HTTP probe: the probe, its two transports (the wire client, aiohttp for proxies)."""

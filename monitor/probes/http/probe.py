@@ -2,8 +2,10 @@
 
 An origin given by ``address`` is probed like curl ``--connect-to``: the connection goes to
 the address, while the Host header, the TLS SNI and (unless the origin names another) the
-name the certificate must hold stay the site's. The session's trace hooks time each
-phase; :mod:`monitor.probes.classify` says why a check failed.
+name the certificate must hold stay the site's. One place, :func:`_transport`, picks the
+client a check's requests take: the wire client when they go straight to the target,
+aiohttp's through a proxy. Either stamps each phase; :mod:`monitor.probes.classify` says
+why a check failed.
 """
 
 from __future__ import annotations
@@ -31,26 +33,18 @@ from monitor.models import (
     ProbeContext,
     ProbeResult,
 )
-from monitor.probes.classify import RedirectError, Verdict, classify_exception, classify_response
+from monitor.probes.classify import Outcome, RedirectError, classify_exception, classify_response
+from monitor.probes.clients import Clients
 from monitor.probes.expect import Answer
 from monitor.probes.http import wire
-from monitor.probes.http.session import (
-    USER_AGENT,
-    PeerResponse,
-    Recorder,
-    dialer,
-    make_session,
-    resolving,
-    tls_contexts,
-)
+from monitor.probes.http.direct import Direct
+from monitor.probes.http.record import Recorder
+from monitor.probes.http.session import Proxied, resolving
 from monitor.probes.http.tlsnames import TlsContexts
-from monitor.probes.http.wire import Request, encode_head
+from monitor.probes.http.transport import BODY_LIMIT, Ask, Transport, check_header_names
 from monitor.probes.phases import Stamps, to_phases
 
-__all__ = ["BODY_LIMIT", "KEPT_HEADERS", "HttpTarget", "make_session", "probe"]
-
-BODY_LIMIT = 64 * 1024
-"""Bytes of the body kept; the rest is never read, so a huge body cannot grow memory."""
+__all__ = ["BODY_LIMIT", "KEPT_HEADERS", "HttpTarget", "probe"]
 
 KEPT_HEADERS = (
     "Server",
@@ -72,8 +66,6 @@ KEPT_HEADERS = (
 
 _KEPT_RANK = {name.lower(): rank for rank, name in enumerate(KEPT_HEADERS)}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# Headers the lean request writes first, each the configured value or our default.
-_SENT_FIRST = frozenset({"host", "user-agent", "accept", "accept-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +74,7 @@ class _ConnectTo:
 
     host: str
     port: int
-    ssl: ssl.SSLContext | bool  # True: the session's context, which checks the SNI name
+    ssl: ssl.SSLContext | bool  # True: the usual verified context, which checks the SNI name
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +88,17 @@ class _Plan:
     target: str  # for people
 
 
-async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTarget) -> ProbeResult:
+async def probe(clients: Clients, ctx: ProbeContext, spec: HttpTarget) -> ProbeResult:
     """Request the target once within ``ctx.timeout``; the target's failure is a value.
 
     Only our own bugs and bad config raise (a URL aiohttp cannot use, a malformed address,
-    pattern or JSON path, a session not made by :func:`make_session`); so does
-    cancellation.
+    pattern or JSON path); so does cancellation.
     """
-    plan = _plan(spec, tls_contexts(session))
+    plan = _plan(spec, clients.tls)
     rec = Recorder(Stamps(request_start=perf_counter()))
     with resolving(plan.request.ip_version):
-        verdict, phases = await _run(session, plan, rec, ctx)
-    return verdict.result(
+        outcome, phases = await _run(_transport(clients, plan.request), plan, rec, ctx)
+    return outcome.result(
         ctx,
         Kind.HTTP,
         _described(plan, rec),
@@ -122,6 +113,13 @@ async def probe(session: aiohttp.ClientSession, ctx: ProbeContext, spec: HttpTar
         cert_not_after=rec.peer.cert_not_after,
         redirects=rec.redirects,
     )
+
+
+def _transport(clients: Clients, request: HttpRequest) -> Transport:
+    """The client a check's requests take: the one place that chooses."""
+    if request.proxy is None:
+        return Direct(clients.dialer, clients.tls)  # lean: most checks take this one
+    return Proxied(clients.proxied)
 
 
 def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
@@ -145,11 +143,11 @@ def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
 
 
 async def _run(
-    session: aiohttp.ClientSession, plan: _Plan, rec: Recorder, ctx: ProbeContext
-) -> tuple[Verdict, Phases]:
+    transport: Transport, plan: _Plan, rec: Recorder, ctx: ProbeContext
+) -> tuple[Outcome, Phases]:
     try:
         async with asyncio.timeout(ctx.timeout):
-            await _fetch(session, plan, rec)
+            await _fetch(transport, plan, rec)
     except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
         raise  # a bad configured URL is not the target's failure
     except (
@@ -160,29 +158,32 @@ async def _run(
         wire.Disconnected,
         wire.BrokenBody,
     ) as exc:
-        verdict = classify_exception(exc, rec.stamps, ctx.timeout)
-        return verdict, to_phases(rec.stamps, perf_counter())
+        outcome = classify_exception(exc, rec.stamps, ctx.timeout)
+        return outcome, to_phases(rec.stamps, perf_counter())
     phases = to_phases(rec.stamps, perf_counter())
     assert rec.status is not None  # _fetch returns only after the headers came
     answer = Answer(rec.status, rec.body, rec.body_truncated, rec.headers, phases.total)
     return classify_response(answer, plan.expect), phases
 
 
-async def _fetch(session: aiohttp.ClientSession, plan: _Plan, rec: Recorder) -> None:
+async def _fetch(transport: Transport, plan: _Plan, rec: Recorder) -> None:
     """Request ``plan.url``, following redirects if asked to; the last answer goes in ``rec``.
 
     We follow redirects ourselves rather than let aiohttp: a redirect back to the site
     must go to the origin's address again, and the count must be on the result.
     """
     url, method, body = plan.url, plan.request.method, plan.request.body
+    follow = _REDIRECTS if plan.request.follow_redirects else frozenset()
     seen = {(method, url)}
     while True:
         rec.stamps = Stamps(rec.stamps.request_start)  # phases describe the last request
         rec.url = url
-        redirect = await _send(session, plan, url, method, body, rec)
+        ask = _ask(plan, url, method, None if body is None else body.encode(), follow)
+        with _fetchable(url, rec):
+            redirect = await transport.exchange(ask, rec)
         if redirect is None:
             return
-        status, location = redirect
+        status, location = redirect.status, redirect.location
         if rec.redirects == plan.request.max_redirects:
             raise RedirectError(f"too many redirects (more than {rec.redirects})")
         url = _redirect_url(url, location)
@@ -192,62 +193,6 @@ async def _fetch(session: aiohttp.ClientSession, plan: _Plan, rec: Recorder) -> 
             raise RedirectError(f"redirect loop: back to {url}")
         seen.add((method, url))
         rec.redirects += 1
-
-
-async def _send(
-    session: aiohttp.ClientSession,
-    plan: _Plan,
-    url: URL,
-    method: str,
-    body: str | None,
-    rec: Recorder,
-) -> tuple[int, str] | None:
-    """One request. A redirect to follow comes back as (status, Location); any other
-    answer is kept in ``rec``. Without a proxy it goes without aiohttp's client
-    (:mod:`monitor.probes.http.wire`)."""
-    if plan.request.proxy is not None:
-        return await _send_via_proxy(session, plan, url, method, body, rec)
-    with _fetchable(url, rec):
-        request = _lean_request(plan, url, method, body, tls_contexts(session))
-    follow = _REDIRECTS if plan.request.follow_redirects else frozenset()
-    redirect = await dialer(session).exchange(request, rec, BODY_LIMIT, follow)
-    return None if redirect is None else (redirect.status, redirect.location)
-
-
-async def _send_via_proxy(
-    session: aiohttp.ClientSession,
-    plan: _Plan,
-    url: URL,
-    method: str,
-    body: str | None,
-    rec: Recorder,
-) -> tuple[int, str] | None:
-    """:func:`_send` through ``plan.request.proxy``, with aiohttp's client."""
-    request_url, headers, server_hostname, verify = _route(plan, url)
-    with _fetchable(url, rec):
-        response = await session.request(
-            method,
-            request_url,
-            headers=headers,
-            data=None if body is None else body.encode(),
-            server_hostname=server_hostname,
-            ssl=verify,
-            proxy=plan.request.proxy,
-            allow_redirects=False,
-            trace_request_ctx=rec,
-        )
-    async with response:
-        location = response.headers.get("Location")
-        follow = plan.request.follow_redirects and response.status in _REDIRECTS
-        if follow and location is not None:
-            return response.status, location
-        rec.status = response.status
-        rec.headers = tuple(response.headers.items())
-        if isinstance(response, PeerResponse):
-            rec.peer = response.peer
-        await _read_body(response.content, rec)
-        rec.stamps.body_done = perf_counter()
-    return None
 
 
 @contextmanager
@@ -262,44 +207,16 @@ def _fetchable(url: URL, rec: Recorder) -> Iterator[None]:
         raise RedirectError(f"redirect to a URL that cannot be fetched: {url}") from exc
 
 
-def _lean_request(
-    plan: _Plan, url: URL, method: str, body: str | None, contexts: TlsContexts
-) -> Request:
-    if url.scheme not in ("http", "https"):
-        raise aiohttp.NonHttpUrlClientError(url)
-    request_url, headers, server_hostname, verify = _route(plan, url)
-    host, port = request_url.raw_host, request_url.port
-    if not host or port is None:
-        raise aiohttp.InvalidURL(url)
-    data = None if body is None else body.encode()
-    sent = [("Host", headers.get("Host") or url.host_port_subcomponent or host)]
-    sent.append(("User-Agent", headers.get("User-Agent", USER_AGENT)))
-    sent.append(("Accept", headers.get("Accept", "*/*")))
-    # As browsers (and aiohttp) ask: a CDN may keep a plain copy apart, or not at all.
-    sent.append(("Accept-Encoding", headers.get("Accept-Encoding", "gzip, deflate")))
-    if data is not None and "Content-Type" not in headers:
-        sent.append(("Content-Type", "application/octet-stream"))
-    sent.extend((name, value) for name, value in headers.items() if name.lower() not in _SENT_FIRST)
-    tls: ssl.SSLContext | None = None
-    if url.scheme == "https":
-        tls = verify if isinstance(verify, ssl.SSLContext) else None
-        if tls is None:
-            tls = contexts.verified if verify else contexts.unverified
-    return Request(
-        head=encode_head(method, request_url.raw_path_qs or "/", sent, data),
-        body=data,
-        host=host,
-        port=port,
-        tls=tls,
-        server_name=(server_hostname or url.raw_host or host).rstrip("."),
-        is_head=method == "HEAD",
-    )
-
-
 @lru_cache(maxsize=1 << 20)  # more than any config's URLs: a miss a check would cost
 def _url(text: str) -> URL:
     """A configured URL, parsed once (yarl takes ~20 µs to parse one; this is a check's)."""
     return URL(text)
+
+
+def _ask(plan: _Plan, url: URL, method: str, body: bytes | None, follow: frozenset[int]) -> Ask:
+    to, headers, server_hostname, verify = _route(plan, url)
+    check_header_names(headers.keys())  # before either client could write one
+    return Ask(method, url, to, headers, body, server_hostname, verify, plan.request.proxy, follow)
 
 
 def _route(
@@ -345,17 +262,6 @@ def _redirect_url(url: URL, location: str) -> URL:
         return url.join(URL(location))
     except ValueError as exc:  # e.g. a port out of range
         raise RedirectError(f"redirect to an invalid URL: {location!r}") from exc
-
-
-async def _read_body(content: aiohttp.StreamReader, rec: Recorder) -> None:
-    """Read up to ``BODY_LIMIT`` bytes into ``rec``, then stop."""
-    while len(rec.body) < BODY_LIMIT:
-        chunk = await content.read(BODY_LIMIT - len(rec.body))
-        if not chunk:
-            return
-        rec.body += chunk
-    # At the limit: more may follow, unless the server already said the body ended.
-    rec.body_truncated = not content.at_eof()
 
 
 def _kept_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:

@@ -1,7 +1,8 @@
-"""The one aiohttp session every HTTP probe shares, and what it records for each request.
+"""aiohttp's client: the transport of requests through a proxy, and what it records.
 
 Trace hooks write ``perf_counter()`` stamps on a per-request :class:`Recorder` as aiohttp
 passes each point; :func:`monitor.probes.phases.to_phases` turns them into durations.
+Requests without a proxy go through :mod:`monitor.probes.http.wire` instead.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from time import perf_counter
 from types import SimpleNamespace
 
@@ -19,23 +20,12 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.connector import Connection
 
-from monitor import __version__
 from monitor.models import IpVersion
 from monitor.probes.http.record import Peer, Recorder
 from monitor.probes.http.tlsnames import TlsContexts, not_after
-from monitor.probes.http.wire import Dialer
+from monitor.probes.http.transport import BODY_LIMIT, USER_AGENT, Ask, Redirect
 
-__all__ = [
-    "Peer",
-    "PeerResponse",
-    "Recorder",
-    "dialer",
-    "make_session",
-    "resolving",
-    "tls_contexts",
-]
-
-USER_AGENT = f"monitor/{__version__}"
+__all__ = ["FamilyResolver", "PeerResponse", "Proxied", "proxied_session", "resolving"]
 
 _FAMILIES = {
     IpVersion.ANY: socket.AF_UNSPEC,
@@ -47,20 +37,22 @@ _family: ContextVar[socket.AddressFamily] = ContextVar("probe_family", default=s
 _Hook = Callable[[aiohttp.ClientSession, SimpleNamespace, object], Awaitable[None]]
 
 
-def make_session(
-    *, limit: int = 0, resolver: AbstractResolver | None = None
+def proxied_session(
+    *, limit: int, resolver: FamilyResolver, tls: TlsContexts
 ) -> aiohttp.ClientSession:
-    """The one session every HTTP probe shares; create it in the running loop, close it last.
+    """The one session every proxied HTTP request shares; create it in the running loop.
 
-    ``limit`` caps connections open at once (0: no cap, the default). A probe waiting for a
-    slot is not timed, but its time limit runs: with a cap, hung targets that hold every
-    slot would make healthy ones time out, so the daemon leaves it off and relies on
-    each site running one round at a time.
-    ``resolver`` looks names up (default: aiohttp's, i.e. the system's); tests pass one
-    that knows their made-up names.
+    ``limit`` caps connections open at once (0: no cap); ``tls.verified`` is the context
+    of requests that verify as usual.
     """
     return aiohttp.ClientSession(
-        connector=_Connector(limit=limit, resolver=resolver or aiohttp.DefaultResolver()),
+        connector=aiohttp.TCPConnector(
+            limit=limit,
+            ssl=tls.verified,
+            force_close=True,  # a fresh connection per check, so connect time is real
+            use_dns_cache=False,  # and so is resolve time
+            resolver=resolver,
+        ),
         cookie_jar=aiohttp.DummyCookieJar(),  # a check must not carry state to the next
         headers={"User-Agent": USER_AGENT},
         trace_configs=[_trace_config()],
@@ -68,21 +60,46 @@ def make_session(
     )
 
 
-def tls_contexts(session: aiohttp.ClientSession) -> TlsContexts:
-    """The SSL contexts of a session made by :func:`make_session`."""
-    return _connector(session).tls
+@dataclass(frozen=True, slots=True)
+class Proxied:
+    """Sends an :class:`Ask` through its proxy with aiohttp's client."""
+
+    session: aiohttp.ClientSession
+
+    async def exchange(self, ask: Ask, rec: Recorder) -> Redirect | None:
+        response = await self.session.request(
+            ask.method,
+            ask.to,
+            headers=ask.headers,
+            data=ask.body,
+            server_hostname=ask.server_hostname,
+            ssl=ask.ssl,
+            proxy=ask.proxy,
+            allow_redirects=False,
+            trace_request_ctx=rec,
+        )
+        async with response:
+            location = response.headers.get("Location")
+            if response.status in ask.follow and location is not None:
+                return Redirect(response.status, location)
+            rec.status = response.status
+            rec.headers = tuple(response.headers.items())
+            if isinstance(response, PeerResponse):
+                rec.peer = response.peer
+            await _read_body(response.content, rec)
+            rec.stamps.body_done = perf_counter()
+        return None
 
 
-def dialer(session: aiohttp.ClientSession) -> Dialer:
-    """What opens the connections of requests that go without aiohttp (no proxy)."""
-    return _connector(session).dialer
-
-
-def _connector(session: aiohttp.ClientSession) -> _Connector:
-    connector = session.connector
-    if not isinstance(connector, _Connector):
-        raise TypeError("HTTP probes need a session made by make_session()")
-    return connector
+async def _read_body(content: aiohttp.StreamReader, rec: Recorder) -> None:
+    """Read up to ``BODY_LIMIT`` bytes into ``rec``, then stop."""
+    while len(rec.body) < BODY_LIMIT:
+        chunk = await content.read(BODY_LIMIT - len(rec.body))
+        if not chunk:
+            return
+        rec.body += chunk
+    # At the limit: more may follow, unless the server already said the body ended.
+    rec.body_truncated = not content.at_eof()
 
 
 @contextmanager
@@ -95,23 +112,7 @@ def resolving(ip_version: IpVersion) -> Iterator[None]:
         _family.reset(token)
 
 
-class _Connector(aiohttp.TCPConnector):
-    """The shared connector, with the TLS contexts built once for it."""
-
-    def __init__(self, *, limit: int, resolver: AbstractResolver) -> None:
-        self.tls = TlsContexts()
-        family_resolver = _FamilyResolver(resolver)
-        self.dialer = Dialer(family_resolver, limit)  # requests without a proxy
-        super().__init__(
-            limit=limit,  # requests through a proxy
-            ssl=self.tls.verified,
-            force_close=True,  # a fresh connection per check, so connect time is real
-            use_dns_cache=False,  # and so is resolve time
-            resolver=family_resolver,
-        )
-
-
-class _FamilyResolver(AbstractResolver):
+class FamilyResolver(AbstractResolver):
     """Looks names up in the family the running probe asked for with :func:`resolving`.
 
     aiohttp fixes the family per connector; asking per task instead lets one connector

@@ -19,7 +19,7 @@ _HOSTNAME_MISMATCH = 62
 
 
 class TlsContexts:
-    """The SSL contexts of one session, built when first needed and then reused.
+    """The SSL contexts probes share, built when first needed and then reused.
 
     Each reads the trust store (and ``SSL_CERT_FILE``) when it is built.
     """

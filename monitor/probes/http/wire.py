@@ -5,9 +5,10 @@ aiohttp's client costs about 195 µs of CPU for a GET on this kind of machine (r
 response objects, trace signals, stream readers); this exchange costs about 70 µs, and at
 100,000 sites a minute that is most of a core. It does only what a check needs: connect
 (each address in turn, as aiohttp does), write one request, parse one answer into the
-probe's :class:`~monitor.probes.http.session.Recorder` as it comes (so a failure halfway keeps
-what arrived), read at most ``limit`` bytes of body, and hang up. Requests through a proxy
-still go through aiohttp.
+probe's :class:`~monitor.probes.http.record.Recorder` as it comes (so a failure halfway keeps
+what arrived), read at most ``limit`` bytes of body, and hang up.
+:class:`monitor.probes.http.direct.Direct` makes it the probe's transport for requests that
+go straight to the target; requests through a proxy go through aiohttp.
 
 Failures are raised as the errors :func:`monitor.probes.classify.classify_exception`
 reads: :class:`ConnectFailed` (with the socket's or TLS's own error), :class:`BadResponse`,
@@ -32,6 +33,7 @@ from aiohttp.abc import AbstractResolver
 
 from monitor.probes.http.record import Peer, Recorder
 from monitor.probes.http.tlsnames import not_after
+from monitor.probes.http.transport import Redirect
 
 HAPPY_EYEBALLS_DELAY = 0.25
 """Seconds before the next address is tried while one still connects (aiohttp's value)."""
@@ -76,21 +78,18 @@ class Request:
     is_head: bool  # a HEAD request: its answer has headers only
 
 
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    status: int
-    location: str
-
-
 def encode_head(
     method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes | None
 ) -> bytes:
-    """The request line and headers; ``headers`` must hold Host. A body gets its length."""
+    """The request line and headers; ``headers`` must hold Host. A body gets its length and
+    the request ``Connection: close``, unless ``headers`` say otherwise (as with aiohttp)."""
     lines = [f"{method} {target} HTTP/1.1"]
     lines.extend(f"{name}: {value}" for name, value in headers)
-    if body is not None or method in ("POST", "PUT", "PATCH"):
+    given = {name.lower() for name, _ in headers}
+    if "content-length" not in given and (body is not None or method in ("POST", "PUT", "PATCH")):
         lines.append(f"Content-Length: {0 if body is None else len(body)}")
-    lines.append("Connection: close")
+    if "connection" not in given:
+        lines.append("Connection: close")
     text = "\r\n".join(lines) + "\r\n\r\n"
     if any(c in value for _, value in headers for c in "\r\n\0"):
         raise ValueError("a header value holds a line break or NUL")  # config should have said
@@ -243,7 +242,8 @@ class _Answer(asyncio.Protocol):
         self._until_close = False  # the body runs until the server hangs up
         self._body = bytearray()
         self._in_body = False
-        self._inflate: zlib._Decompress | None = None  # a gzip or deflate body
+        self._coding = ""  # the body's Content-Encoding, lower case
+        self._inflate: zlib._Decompress | None = None  # a gzip or deflate body, once begun
 
     def release(self) -> None:
         """The exchange is over: what comes later reports to no one, and the parser, which
@@ -319,9 +319,7 @@ class _Answer(asyncio.Protocol):
         self._in_body = True
         names = {n.lower(): v for n, v in headers}
         self._until_close = "content-length" not in names and "transfer-encoding" not in names
-        coding = names.get("content-encoding", "").strip().lower()
-        if coding in _WBITS:
-            self._inflate = zlib.decompressobj(_WBITS[coding])
+        self._coding = names.get("content-encoding", "").strip().lower()
 
     def on_body(self, body: bytes) -> None:
         if self.done.done():
@@ -329,6 +327,8 @@ class _Answer(asyncio.Protocol):
         if len(self._body) >= self._limit:
             self._rec.body_truncated = True  # bytes beyond the limit are dropped
             return
+        if self._inflate is None and self._coding in _WBITS and body:
+            self._inflate = zlib.decompressobj(_wbits(self._coding, body[0]))
         if self._inflate is not None:
             body = self._inflated(body)
         room = self._limit - len(self._body)
@@ -362,6 +362,15 @@ class _Answer(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if not self.done.done():
             self.done.set_exception(exc)
+
+
+def _wbits(coding: str, first: int) -> int:
+    """What zlib needs for a body in ``coding`` that starts with the byte ``first``: a
+    ``deflate`` body whose first byte names no zlib header (RFC 1950: compression method 8)
+    is raw deflate, which some servers send and aiohttp accepts the same way."""
+    if coding == "deflate" and first & 0xF != 8:
+        return -zlib.MAX_WBITS
+    return _WBITS[coding]
 
 
 def _words(exc: Exception) -> str:

@@ -1,0 +1,75 @@
+"""Pure: the one interface both HTTP clients stand behind, and the request they are given.
+
+The probe plans a request (:class:`Ask`) and hands it to a :class:`Transport`: the wire
+client (:class:`monitor.probes.http.direct.Direct`) when the request goes straight to the
+target, aiohttp's (:class:`monitor.probes.http.session.Proxied`) when it goes through a
+proxy. Either fills in the probe's :class:`~monitor.probes.http.record.Recorder` as the
+answer comes, and raises what :func:`monitor.probes.classify.classify_exception` reads.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from multidict import CIMultiDict
+from yarl import URL
+
+from monitor import __version__
+from monitor.probes.http.record import Recorder
+
+__all__ = ["BODY_LIMIT", "USER_AGENT", "Ask", "Redirect", "Transport", "is_header_name"]
+
+BODY_LIMIT = 64 * 1024
+"""Bytes of the body kept; the rest is never read, so a huge body cannot grow memory."""
+
+USER_AGENT = f"monitor/{__version__}"
+
+# A field name is a token (RFC 9110, 5.1 and 5.6.2).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def is_header_name(name: str) -> bool:
+    """Whether ``name`` may stand before the colon of an HTTP header line."""
+    return _TOKEN.fullmatch(name) is not None
+
+
+def check_header_names(names: Iterable[str]) -> None:
+    """Raise ValueError for a name no request may carry (config should have refused it)."""
+    for name in names:
+        if not is_header_name(name):
+            raise ValueError(f"invalid HTTP header name {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One request, planned: what to ask, where the connection goes, what to trust."""
+
+    method: str
+    url: URL  # as asked: its host is the Host header's and the TLS name's default
+    to: URL  # where the connection goes: ``url``, or the origin's address in its place
+    headers: CIMultiDict[str]  # configured, with Authorization and Host as planned
+    body: bytes | None
+    server_hostname: str | None  # TLS SNI and certificate name, when not ``url``'s host
+    ssl: ssl.SSLContext | bool  # True: verify as usual; False: accept any certificate
+    proxy: str | None
+    follow: frozenset[int]  # statuses whose Location to hand back instead of reading
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """An answer to follow: its status and Location."""
+
+    status: int
+    location: str
+
+
+class Transport(Protocol):
+    """Sends one request and reads its answer into ``rec``: status, headers, peer, stamps
+    and at most :data:`BODY_LIMIT` bytes of body. An answer whose status is in
+    ``ask.follow`` and that has a Location comes back as a :class:`Redirect` instead."""
+
+    async def exchange(self, ask: Ask, rec: Recorder) -> Redirect | None: ...
