@@ -23,14 +23,13 @@ from monitor.alerts.delivery import LOOK_ALONE, POLL, Delivery
 from monitor.alerts.outbox import Outbox
 from monitor.app.reload import Reloader
 from monitor.app.shard import Shard, narrow
-from monitor.app.web import Health, make_app
+from monitor.app.web import HealthReport, make_app
 from monitor.config.load import Config
 from monitor.engine.judging import Judge
 from monitor.engine.runner import Runner
 from monitor.engine.scheduler import CheckScheduler
 from monitor.errors import NotifyError, StoreError
-from monitor.judge.state import Health as Seen
-from monitor.judge.state import State
+from monitor.judge.state import Health, State
 from monitor.judge.tracker import StateRecord, Tracked, Tracker
 from monitor.metrics.registry import Metrics
 from monitor.probes import make_session
@@ -148,10 +147,10 @@ async def run_daemon(
         pass_every=lambda: scheduler.tick,  # one wake-up of the loop for both
     )
 
-    def health() -> Health:
+    def health() -> HealthReport:
         firing = scheduler.running and scheduler.firing_recently()
         healthy = writer.healthy and states.healthy
-        return Health(firing, healthy, writer.last_error or states.last_error)
+        return HealthReport(firing, healthy, writer.last_error or states.last_error)
 
     web_runner = web.AppRunner(make_app(metrics.pages, health), access_log=None)
     await web_runner.setup()
@@ -266,7 +265,7 @@ def _failing(tracker: Tracker, monitor: str) -> bool:
     """Whether ``monitor`` (the canary) fails: it is not up, or its last round was not. So
     the canary holds pages back from its first failure, before the sites count as down."""
     state = tracker.get(monitor).state
-    return state.state in _FAILING or state.last_seen in (Seen.DOWN, Seen.DEGRADED)
+    return state.state in _FAILING or state.last_seen in (Health.DOWN, Health.DEGRADED)
 
 
 _FAILING = (State.DOWN, State.DEGRADED)
