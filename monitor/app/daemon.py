@@ -106,7 +106,7 @@ class Parts:
 
 
 class Daemon:
-    """One run of ``monitor run``: ``build`` its parts, ``start`` them, ``stop`` them."""
+    """One run of ``monitor run``: ``build`` its parts, ``start``, ``run`` until told, ``stop``."""
 
     def __init__(self, config: Config, shard: Shard, parts: Parts) -> None:
         """``config`` is already narrowed to ``shard``."""
