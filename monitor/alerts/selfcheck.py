@@ -14,6 +14,9 @@ never repeated while it lasts:
   once pending is back to the threshold or below.
 
 A counter that goes down (the daemon restarted) counts as no rise.
+
+The monitor's own network is watched besides by the canary, a monitor of the config:
+while it fails (``canary_failing``), site alerts are held back.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 from monitor.alerts.content import human_duration
+from monitor.judge.state import Health, State
+from monitor.judge.tracker import Tracker
 
 STORE, MISSED, BACKLOG = "store_unwritable", "missed_runs", "outbox_backlog"
 _Rise = tuple[datetime, float]  # when the missed-runs counter rose, and by how much
@@ -164,3 +169,13 @@ def _backlog(
     return SelfAlert(
         BACKLOG, True, f"[SELF] the alert outbox is backing up: {pending} pending", body
     )
+
+
+def canary_failing(tracker: Tracker, monitor: str) -> bool:
+    """Whether ``monitor`` (the canary) fails: it is not up, or its last round was not. So
+    the canary holds pages back from its first failure, before the sites count as down."""
+    state = tracker.get(monitor).state
+    return state.state in _FAILING or state.last_seen in (Health.DOWN, Health.DEGRADED)
+
+
+_FAILING = (State.DOWN, State.DEGRADED)

@@ -6,9 +6,10 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,12 @@ from monitor.alerts.delivery import LOOK_ALONE, POLL, Delivery
 from monitor.alerts.outbox import Outbox
 from monitor.app.reload import Reloader
 from monitor.app.shard import Shard, narrow
-from monitor.app.web import Health, make_app
+from monitor.app.web import HealthReport, make_app
 from monitor.config.load import Config
-from monitor.engine.judging import Judge
+from monitor.engine.judging import Baselines, Judge
 from monitor.engine.runner import Runner
 from monitor.engine.scheduler import CheckScheduler
 from monitor.errors import NotifyError, StoreError
-from monitor.judge.state import Health as Seen
-from monitor.judge.state import State
 from monitor.judge.tracker import StateRecord, Tracked, Tracker
 from monitor.metrics.registry import Metrics
 from monitor.probes import Clients, make_clients
@@ -58,7 +57,6 @@ log = logging.getLogger("monitor.daemon")
 # SIGTERM must end the process within 10 s: rounds get 5 s to finish, the store 4 s to flush.
 IN_FLIGHT_GRACE = 5.0
 FLUSH_GRACE = 4.0
-BASELINE_SAVE_INTERVAL = 300.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,138 +79,230 @@ async def run_daemon(
     With the config's ``path``, SIGHUP reads it again and applies it. A ``shard`` of
     several runs only its own monitors (see :mod:`monitor.app.shard`)."""
     stop = stop or _stop_on_signals()
-    config = narrow(config, shard)
-    store = SqlStore(config.storage.url)
-    tracker = Tracker(config.tracking)
-    try:
-        await store.upgrade()
-        await store.register_monitors([monitor.name for monitor in config.monitors])
-        _restore(tracker, await store.load_tracked(), config)
-    except StoreError as exc:
-        logs.event(
-            log, "store.unavailable", logging.ERROR, url=config.storage.display_url, error=str(exc)
+    daemon = await Daemon.build(narrow(config, shard), shard)
+    if daemon is None or not await daemon.start(path):
+        return 1
+    await daemon.run(stop)
+    return await daemon.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What a running daemon is made of, in the order ``Daemon.build`` makes them."""
+
+    store: SqlStore
+    tracker: Tracker
+    metrics: Metrics
+    writers: Writers
+    judge: Judge
+    clients: Clients
+    slots: ProbeSlots
+    runner: Runner
+    scheduler: CheckScheduler
+    delivery: Delivery
+    baselines: Baselines
+    web_runner: web.AppRunner
+
+
+class Daemon:
+    """One run of ``monitor run``: ``build`` its parts, ``start``, ``run`` until told, ``stop``."""
+
+    def __init__(self, config: Config, shard: Shard, parts: Parts) -> None:
+        """``config`` is already narrowed to ``shard``."""
+        self.config = config
+        self.parts = parts
+        self._shard = shard
+        self._settled: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def build(cls, config: Config, shard: Shard) -> Daemon | None:
+        """Open the store and take up the stored state, then make the other parts;
+        None (and the reason logged) when the store or a notifier fails."""
+        store = SqlStore(config.storage.url)
+        tracker = Tracker(config.tracking)
+        try:
+            await store.upgrade()
+            await store.register_monitors([monitor.name for monitor in config.monitors])
+            _restore(tracker, await store.load_tracked(), config)
+        except StoreError as exc:
+            url = config.storage.display_url
+            logs.event(log, "store.unavailable", logging.ERROR, url=url, error=str(exc))
+            await store.close()
+            return None
+        try:
+            channels = Channels(config.alerts.notifiers, config.alerts.timeout)
+        except NotifyError as exc:
+            logs.event(log, "alerts.bad_notifier", logging.ERROR, error=str(exc))
+            await store.close()
+            return None
+        return cls(config, shard, _assemble(config, shard, store, tracker, channels))
+
+    async def start(self, path: Path | None) -> bool:
+        """Listen, then start writing, delivering and firing checks; False (and the
+        parts closed) when the port is taken. With ``path``, SIGHUP reloads it."""
+        parts, config = self.parts, self.config
+        await parts.web_runner.setup()
+        try:
+            await web.TCPSite(parts.web_runner, config.server.host, config.server.port).start()
+        except OSError as exc:
+            listen = f"{config.server.host}:{config.server.port}"
+            logs.event(
+                log, "server.listen_failed", logging.ERROR, listen=listen, error=exc.strerror
+            )
+            await _close_all(parts.web_runner, parts.clients, parts.store)
+            return False
+        if path is not None:
+            shard = self._shard
+            _reload_on_sighup(Reloader(path, config, parts, lambda whole: narrow(whole, shard)))
+        parts.writers.results.start()
+        parts.writers.states.start()
+        parts.delivery.start()
+        parts.baselines.start()
+        # What start-up built (config, states, baselines) lives as long as the daemon: keep it
+        # out of the collector's full passes, which otherwise walk every site's objects.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        parts.scheduler.start()
+        self._settled = asyncio.get_running_loop().create_task(
+            _freeze_when_settled(_first_rounds(config, parts.scheduler))
         )
-        await store.close()
-        return 1
-    try:
-        channels = Channels(config.alerts.notifiers, config.alerts.timeout)
-    except NotifyError as exc:
-        logs.event(log, "alerts.bad_notifier", logging.ERROR, error=str(exc))
-        await store.close()
-        return 1
+        logs.event(
+            log,
+            "daemon.started",
+            monitors=len(config.monitors),
+            beat=f"{parts.scheduler.beat:g}s",
+            max_probes_in_flight=parts.slots.limit,
+            listen=f"{config.server.host}:{config.server.port}",
+            store=config.storage.display_url,
+        )
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Check, store and alert until ``stop`` is set."""
+        await stop.wait()
+
+    async def stop(self) -> int:
+        """Stop firing, let rounds and writes finish within their grace, close every part;
+        return the exit code: 1 when results were left unwritten."""
+        parts = self.parts
+        if self._settled is not None:
+            self._settled.cancel()
+        writers = (parts.writers.results, parts.writers.states)
+        stopped = await _shut_down(parts.scheduler, parts.runner, writers, parts.delivery)
+        await parts.baselines.close()
+        await _close_all(parts.web_runner, parts.clients, parts.store)
+        level = logging.INFO if stopped.clean else logging.ERROR
+        logs.event(
+            log,
+            "daemon.stopped",
+            level,
+            unfinished_rounds=stopped.unfinished_rounds,
+            unwritten_results=stopped.unwritten_results,
+        )
+        return 0 if stopped.clean else 1
+
+
+def _assemble(
+    config: Config, shard: Shard, store: SqlStore, tracker: Tracker, channels: Channels
+) -> Parts:
+    """Make the parts on top of the opened store, each from those made before it."""
     # blackbox_exporter has no *_created series; they would only double the series count.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    registry = CollectorRegistry()
-    metrics = Metrics(registry, site_histograms=config.server.site_histograms)
-    writer = BatchWriter(
-        store.write_results,
-        on_written=metrics.observe_store_write,
-        on_dropped=metrics.store_dropped.inc,
-        linger=RESULTS_LINGER,
-        gather=RESULTS_GATHER,
-    )
-
-    def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
-        missed = float(metrics.missed_runs_seen)
-        healthy = writer.healthy and states.healthy
-        return selfcheck.Vitals(
-            now, healthy, writer.last_error or states.last_error, missed, pending
-        )
-
-    async def write_states(records: Sequence[StateRecord]) -> None:
-        await store.write_states(records)
-        if any(record.alerts for record in records):
-            delivery.wake()  # send them now, not at the next poll
-
-    states: BatchWriter[StateRecord] = BatchWriter(
-        write_states, batch_size=100, what="state changes"
-    )
-    metrics.store_pending.set_function(lambda: writer.pending + states.pending)
+    metrics = Metrics(CollectorRegistry(), site_histograms=config.server.site_histograms)
+    writers = Writers(store, metrics)
+    metrics.store_pending.set_function(writers.pending)
     metrics.set_incidents_open(tracker.open_incidents)
     metrics.config_reloaded(True)
-    judge = Judge(tracker, config.maintenance, states, metrics, config.alerts.routes)
-    session = make_clients()
+    judge = Judge(tracker, config.maintenance, writers.states, metrics, config.alerts.routes)
+    clients = make_clients()
     slots = _probe_slots(config.server.max_probes_in_flight, metrics)
-    runner = Runner(session, writer, metrics, judge, slots)
+    runner = Runner(clients, writers.results, metrics, judge, slots)
     scheduler = CheckScheduler(config.monitors, runner.run_round, metrics, beat=config.server.beat)
     delivery = Delivery(
         Outbox(store) if shard.delivers else None,
         channels,
         config.alerts,
         metrics,
-        lambda name: _failing(tracker, name),
-        vitals,
+        partial(selfcheck.canary_failing, tracker),
+        partial(_vitals, writers, metrics),
         who="" if shard.whole else f"worker {shard.label}",
         look_every=LOOK_ALONE if shard.whole else POLL,
         pass_every=lambda: scheduler.tick,  # one wake-up of the loop for both
     )
+    # The one cycle: delivery reads the writers' health, and stored alerts wake delivery.
+    writers.wake_on_alerts(delivery.wake)
+    app = make_app(metrics.pages, partial(_health, scheduler, writers))
+    return Parts(
+        store,
+        tracker,
+        metrics,
+        writers,
+        judge,
+        clients,
+        slots,
+        runner,
+        scheduler,
+        delivery,
+        Baselines(store, tracker),
+        web.AppRunner(app, access_log=None),
+    )
 
-    def health() -> Health:
-        firing = scheduler.running and scheduler.firing_recently()
-        healthy = writer.healthy and states.healthy
-        return Health(firing, healthy, writer.last_error or states.last_error)
 
-    web_runner = web.AppRunner(make_app(metrics.pages, health), access_log=None)
-    await web_runner.setup()
-    try:
-        await web.TCPSite(web_runner, config.server.host, config.server.port).start()
-    except OSError as exc:
-        listen = f"{config.server.host}:{config.server.port}"
-        logs.event(log, "server.listen_failed", logging.ERROR, listen=listen, error=exc.strerror)
-        await _close_all(web_runner, session, store)
-        return 1
-    if path is not None:
-        alerts = _AlertsReload(judge, delivery)
-        reloader = Reloader(
-            path,
-            config,
-            scheduler,
-            tracker,
-            judge,
-            metrics,
-            store,
-            (alerts,),
-            lambda whole: narrow(whole, shard),
+class Writers:
+    """The two batch writers, seen as one store by ``/healthz`` and the self-check."""
+
+    def __init__(self, store: SqlStore, metrics: Metrics) -> None:
+        self._store = store
+        self._wake: Callable[[], None] | None = None
+        self.results = BatchWriter(
+            store.write_results,
+            on_written=metrics.observe_store_write,
+            on_dropped=metrics.store_dropped.inc,
+            linger=RESULTS_LINGER,
+            gather=RESULTS_GATHER,
         )
-        _reload_on_sighup(reloader)
-    writer.start()
-    states.start()
-    delivery.start()
-    baselines = Baselines(store, tracker)
-    baselines.start()
-    # What start-up built (config, states, baselines) lives as long as the daemon: keep it
-    # out of the collector's full passes, which otherwise walk every site's objects.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    scheduler.start()
-    # A monitor's first round is planned within its interval plus a beat, and ends in time.
+        self.states: BatchWriter[StateRecord] = BatchWriter(
+            self._write_states, batch_size=100, what="state changes"
+        )
+
+    def wake_on_alerts(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` once state changes with alerts are stored (the delivery worker
+        sends them now, not at its next poll). Set before the writers start."""
+        self._wake = wake
+
+    @property
+    def healthy(self) -> bool:
+        return self.results.healthy and self.states.healthy
+
+    @property
+    def last_error(self) -> str | None:
+        return self.results.last_error or self.states.last_error
+
+    def pending(self) -> int:
+        return self.results.pending + self.states.pending
+
+    async def _write_states(self, records: Sequence[StateRecord]) -> None:
+        await self._store.write_states(records)
+        if self._wake is not None and any(record.alerts for record in records):
+            self._wake()
+
+
+def _vitals(writers: Writers, metrics: Metrics, now: datetime, pending: int) -> selfcheck.Vitals:
+    missed = float(metrics.missed_runs_seen)
+    return selfcheck.Vitals(now, writers.healthy, writers.last_error, missed, pending)
+
+
+def _health(scheduler: CheckScheduler, writers: Writers) -> HealthReport:
+    firing = scheduler.running and scheduler.firing_recently()
+    return HealthReport(firing, writers.healthy, writers.last_error)
+
+
+def _first_rounds(config: Config, scheduler: CheckScheduler) -> float:
+    """Seconds until every monitor has had its first round: one is planned within its
+    interval plus a beat, and ends in time."""
     longest = max((m.interval + m.timeout for m in config.monitors), default=0.0)
-    first_rounds = longest + scheduler.beat + 1.0
-    settled = asyncio.get_running_loop().create_task(_freeze_when_settled(first_rounds))
-    logs.event(
-        log,
-        "daemon.started",
-        monitors=len(config.monitors),
-        beat=f"{scheduler.beat:g}s",
-        max_probes_in_flight=slots.limit,
-        listen=f"{config.server.host}:{config.server.port}",
-        store=config.storage.display_url,
-    )
-    await stop.wait()
-    settled.cancel()
-    stopped = await _shut_down(scheduler, runner, (writer, states), delivery)
-    await baselines.close()
-    await _close_all(web_runner, session, store)
-    level = logging.INFO if stopped.clean else logging.ERROR
-    logs.event(
-        log,
-        "daemon.stopped",
-        level,
-        unfinished_rounds=stopped.unfinished_rounds,
-        unwritten_results=stopped.unwritten_results,
-    )
-    return 0 if stopped.clean else 1
+    return longest + scheduler.beat + 1.0
 
 
 async def _shut_down(
@@ -261,34 +351,6 @@ def _probe_slots(configured: int | None, metrics: Metrics) -> ProbeSlots:
     return slots
 
 
-def _failing(tracker: Tracker, monitor: str) -> bool:
-    """Whether ``monitor`` (the canary) fails: it is not up, or its last round was not. So
-    the canary holds pages back from its first failure, before the sites count as down."""
-    state = tracker.get(monitor).state
-    return state.state in _FAILING or state.last_seen in (Seen.DOWN, Seen.DEGRADED)
-
-
-_FAILING = (State.DOWN, State.DEGRADED)
-
-
-class _AlertsReload:
-    """Applies a reloaded config's notifiers, routes and alerting settings."""
-
-    def __init__(self, judge: Judge, delivery: Delivery) -> None:
-        self._judge = judge
-        self._delivery = delivery
-
-    def __call__(self, config: Config) -> None:
-        settings = config.alerts
-        try:
-            channels = Channels(settings.notifiers, settings.timeout)
-        except NotifyError as exc:  # `monitor validate` would have said so
-            logs.event(log, "alerts.reload_failed", logging.ERROR, error=str(exc))
-            return
-        self._judge.route_to(settings.routes)
-        self._delivery.reconfigure(channels, settings)
-
-
 def _restore(tracker: Tracker, stored: dict[str, Tracked], config: Config) -> None:
     """Take up each configured monitor's stored state, open incident and baselines."""
     for monitor in config.monitors:
@@ -298,38 +360,9 @@ def _restore(tracker: Tracker, stored: dict[str, Tracked], config: Config) -> No
     logs.event(log, "state.restored", monitors=restored, open_incidents=tracker.open_incidents)
 
 
-class Baselines:
-    """Saves the latency baselines now and then, and at the end, so they outlive restarts."""
-
-    def __init__(self, store: SqlStore, tracker: Tracker) -> None:
-        self._store = store
-        self._tracker = tracker
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._every(), name="baselines")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
-        await self.save()
-
-    async def save(self) -> None:
-        try:
-            await self._store.write_baselines(self._tracker.baselines(), datetime.now(UTC))
-        except StoreError as exc:
-            logs.event(log, "baselines.not_saved", logging.WARNING, error=str(exc))
-
-    async def _every(self) -> None:
-        while True:
-            await asyncio.sleep(BASELINE_SAVE_INTERVAL)
-            await self.save()
-
-
-async def _close_all(web_runner: web.AppRunner, session: Clients, store: SqlStore) -> None:
+async def _close_all(web_runner: web.AppRunner, clients: Clients, store: SqlStore) -> None:
     await web_runner.cleanup()
-    await session.close()
+    await clients.close()
     await store.close()
 
 

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 
 @dataclass(frozen=True, slots=True)
-class Health:
+class HealthReport:
     """What ``/healthz`` reports: healthy only while checks fire and results get stored."""
 
     scheduler_firing: bool
@@ -23,7 +23,9 @@ class Health:
         return self.scheduler_firing and self.store_writing
 
 
-def make_app(pages: Callable[[], Iterator[bytes]], health: Callable[[], Health]) -> web.Application:
+def make_app(
+    pages: Callable[[], Iterator[bytes]], health: Callable[[], HealthReport]
+) -> web.Application:
     """``pages`` writes the /metrics page in pieces (``Metrics.pages``)."""
 
     async def metrics(request: web.Request) -> web.StreamResponse:

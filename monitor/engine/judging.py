@@ -1,21 +1,27 @@
 """After a round: judge it (diagnosis, trends, state, incident), then tell the store, the
-metrics and the log. The state machine asks for a re-check; the runner runs it."""
+metrics and the log. The state machine asks for a re-check; the runner runs it. Now and
+then, save what the rounds learnt of each site's latency (``Baselines``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from monitor import logs
+from monitor.errors import StoreError
 from monitor.judge.alerting import Route
 from monitor.judge.maintenance import Window, window_at
 from monitor.judge.state import State
-from monitor.judge.tracker import Assessment, StateRecord, Tracker
+from monitor.judge.tracker import Assessment, Baseline, StateRecord, Tracker
 from monitor.models import ProbeResult
 
 log = logging.getLogger("monitor.state")
+daemon_log = logging.getLogger("monitor.daemon")  # the baselines' events, as before the move
+
+BASELINE_SAVE_INTERVAL = 300.0  # seconds
 
 
 class StateSink(Protocol):
@@ -111,3 +117,36 @@ def _log(monitor: str, found: Assessment) -> None:
     if change is not None and change.closes:
         took = (change.entries[-1].time - change.incident.opened_at).total_seconds()
         logs.event(log, "incident.closed", monitor=monitor, duration_s=round(took, 3))
+
+
+class BaselineStore(Protocol):
+    async def write_baselines(self, baselines: Sequence[Baseline], now: datetime) -> None: ...
+
+
+class Baselines:
+    """Saves the latency baselines now and then, and at the end, so they outlive restarts."""
+
+    def __init__(self, store: BaselineStore, tracker: Tracker) -> None:
+        self._store = store
+        self._tracker = tracker
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._every(), name="baselines")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+        await self.save()
+
+    async def save(self) -> None:
+        try:
+            await self._store.write_baselines(self._tracker.baselines(), datetime.now(UTC))
+        except StoreError as exc:
+            logs.event(daemon_log, "baselines.not_saved", logging.WARNING, error=str(exc))
+
+    async def _every(self) -> None:
+        while True:
+            await asyncio.sleep(BASELINE_SAVE_INTERVAL)
+            await self.save()

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.app.web import Health, make_app
+from monitor.app.web import HealthReport, make_app
 from monitor.metrics.families import STATES, VERDICTS
 from monitor.metrics.registry import Metrics
 from monitor.models import Cause, Kind, Phases, ProbeResult, Role
@@ -78,16 +78,16 @@ async def _serve(app: web.Application) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def health_box() -> list[Health]:
-    return [Health(scheduler_firing=True, store_writing=True)]
+def health_box() -> list[HealthReport]:
+    return [HealthReport(scheduler_firing=True, store_writing=True)]
 
 
 @pytest.fixture
-async def base_url(health_box: list[Health]) -> AsyncIterator[str]:
+async def base_url(health_box: list[HealthReport]) -> AsyncIterator[str]:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     metrics.observe_probe(_result(True, Cause.OK, 200, Phases(total=0.1)))
-    health: Callable[[], Health] = lambda: health_box[0]  # noqa: E731
+    health: Callable[[], HealthReport] = lambda: health_box[0]  # noqa: E731
     async for url in _serve(make_app(metrics.pages, health)):
         yield url
 
@@ -120,7 +120,7 @@ async def test_a_page_of_many_pieces_arrives_whole_plain_and_gzipped() -> None:
         )
     assert len(list(metrics.pages())) >= 3
     whole = metrics.render()
-    health = lambda: Health(True, True)  # noqa: E731
+    health = lambda: HealthReport(True, True)  # noqa: E731
     async for url in _serve(make_app(metrics.pages, health)):
         async with aiohttp.ClientSession(auto_decompress=False) as session:
             async with session.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"}) as r:
@@ -133,10 +133,12 @@ async def test_a_page_of_many_pieces_arrives_whole_plain_and_gzipped() -> None:
 @pytest.mark.parametrize(
     ("health", "status", "body"),
     [
-        pytest.param(Health(True, True), 200, {"status": "ok"}, id="healthy"),
-        pytest.param(Health(False, True), 503, {"scheduler": "stalled"}, id="scheduler-stalled"),
+        pytest.param(HealthReport(True, True), 200, {"status": "ok"}, id="healthy"),
         pytest.param(
-            Health(True, False, "db down"),
+            HealthReport(False, True), 503, {"scheduler": "stalled"}, id="scheduler-stalled"
+        ),
+        pytest.param(
+            HealthReport(True, False, "db down"),
             503,
             {"store": "failing", "store_error": "db down"},
             id="store-failing",
@@ -144,7 +146,11 @@ async def test_a_page_of_many_pieces_arrives_whole_plain_and_gzipped() -> None:
     ],
 )
 async def test_healthz(
-    base_url: str, health_box: list[Health], health: Health, status: int, body: dict[str, str]
+    base_url: str,
+    health_box: list[HealthReport],
+    health: HealthReport,
+    status: int,
+    body: dict[str, str],
 ) -> None:
     health_box[0] = health
     async with aiohttp.ClientSession() as session, session.get(f"{base_url}/healthz") as resp:
