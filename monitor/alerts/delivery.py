@@ -237,6 +237,7 @@ class Delivery:
         settled += [Settle(i, Status.HELD, now) for i in composed.held]
         await self._settle(settled, {d.alert.id: d.alert for d in due})
         self._dispatch(composed.messages, {d.alert.id: d.alert for d in due}, now)
+        self._dispatch_direct(now)  # a canary notice composed here: sent now, not next pass
         outlook = await self._outbox.outlook()
         self._pending = outlook.unsettled
         self._next_look = next_look(now, outlook, self._look_every)
