@@ -256,7 +256,7 @@ async def test_two_workers_share_the_sites_and_worker_0_pages_for_both(tmp_path:
     assert "event=workers.started count=2" in text
     for worker in ("0/2", "1/2"):
         stopped = "event=daemon.stopped unfinished_rounds=0 unwritten_results=0"
-        assert f"monitor.app.daemon[{worker}] {stopped}" in text
+        assert f"monitor.daemon[{worker}] {stopped}" in text
     assert "event=workers.stopped failed=0" in text
     assert "Traceback" not in text
 
@@ -279,11 +279,11 @@ async def test_sighup_reaches_every_worker_and_a_dead_worker_stops_the_set(
         {n for n in new if owner(n, ["0", "1"]) == str(i)} for i in (0, 1)
     ]
     text = run.log.read_text(encoding="utf-8")
-    assert "monitor.app.daemon[0/2] event=config.reloaded monitors=" in text
-    assert "monitor.app.daemon[1/2] event=config.reloaded monitors=" in text
+    assert "monitor.daemon[0/2] event=config.reloaded monitors=" in text
+    assert "monitor.daemon[1/2] event=config.reloaded monitors=" in text
     assert code == 1
     assert "event=worker.exited worker=1 code=-9 asked=false" in text
-    assert "monitor.app.daemon[0/2] event=daemon.stopped" in text  # stopped, not left behind
+    assert "monitor.daemon[0/2] event=daemon.stopped" in text  # stopped, not left behind
     with pytest.raises(ProcessLookupError):
         os.kill(first, 0)
 

@@ -213,7 +213,7 @@ def test_a_cap_above_what_the_open_files_allow_is_kept_and_warned_of(
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
         pytest.skip("no open-files limit here to exceed")
-    with caplog.at_level(logging.WARNING, logger="monitor.app.daemon"):
+    with caplog.at_level(logging.WARNING, logger="monitor.daemon"):
         slots = _probe_slots(soft, Metrics(CollectorRegistry()))
         _probe_slots(auto_limit(soft), Metrics(CollectorRegistry()))  # fits: no warning
     assert slots.limit == soft
