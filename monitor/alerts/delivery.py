@@ -172,6 +172,8 @@ class Delivery:
         settled += [Settle(i, Status.HELD, now) for i in composed.held]
         await self._ledger.settle(settled, {d.alert.id: d.alert for d in due})
         self._dispatch(composed.messages, {d.alert.id: d.alert for d in due}, now)
+        # A canary notice composed in this pass goes out now, in a lane idle() waits for.
+        self._memory.dispatch(now, self._channels)
         outlook = await self._outbox.outlook()
         self._ledger.count(outlook.unsettled)
         self._next_look = next_look(now, outlook, self._look_every)

@@ -4,7 +4,9 @@ request redirected to a local server): every pass gets its ``now`` passed in."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -495,15 +497,39 @@ async def test_a_row_sent_while_a_pass_reads_it_is_not_sent_again(store: SqlStor
     assert await statuses(store) == [("hook", "down", 1, "sent")]
 
 
+class Logged(logging.Handler):
+    """Sets ``seen`` when a record with ``text`` in its message is logged."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
 async def test_the_worker_lives_through_a_dead_database(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'monitor.db'}")
     delivery = Delivery(Outbox(dead), Channels((), 1.0), AlertSettings(), Metrics())
+    failed = Logged("event=alerts.store_failed")
+    logging.getLogger("monitor.alerts").addHandler(failed)
     delivery.start()
-    await asyncio.sleep(1.5)
+    try:
+        async with asyncio.timeout(10):
+            await failed.seen.wait()
+    finally:
+        logging.getLogger("monitor.alerts").removeHandler(failed)
     await delivery.close(1.0)
     await dead.close()
+    # aiosqlite ends the thread of a failed connect without waiting for it: the thread
+    # still posts its last result to this loop, which must not be closed before.
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            thread.join(5.0)
     assert "event=alerts.store_failed" in caplog.text
 
 
@@ -595,23 +621,24 @@ async def test_an_idle_worker_reads_the_outbox_when_woken_not_every_second(
         outbox = CountingOutbox(store)
         channels = Channels(alerting.notifiers, alerting.timeout)
         checked: list[datetime] = []
+        three = asyncio.Event()
 
         def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
             checked.append(now)
+            if len(checked) >= 3:
+                three.set()
             return selfcheck.Vitals(now, True, None, 0.0, pending)
 
         delivery = Delivery(outbox, channels, alerting, Metrics(), vitals=vitals, look_every=60)
         delivery.start()
         try:
-            await asyncio.sleep(3.5)
+            async with asyncio.timeout(10):
+                await three.wait()  # three passes, each a second apart
             assert outbox.reads == 1
             assert len(checked) >= 3
             await store.write_states([down("shop", datetime.now(UTC), routes)])
             delivery.wake()
-            for _ in range(100):
-                if hook.received:
-                    break
-                await asyncio.sleep(0.1)
+            await hook.wait(1, 10.0)
         finally:
             await delivery.close(5.0)
     assert outbox.reads >= 2
@@ -629,9 +656,12 @@ async def test_a_worker_beside_others_reads_the_outbox_every_second(
     alerting = settings({"hook": "json://127.0.0.1:9/"}, [Route(notify=("hook",))])
     outbox = CountingOutbox(store)
     passes: list[datetime] = []
+    four = asyncio.Event()
 
     def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
         passes.append(now)
+        if len(passes) >= 4:
+            four.set()  # the pass reads the outbox (or not) before the test runs again
         return selfcheck.Vitals(now, True, None, 0.0, pending)
 
     channels = Channels(alerting.notifiers, alerting.timeout)
@@ -646,7 +676,8 @@ async def test_a_worker_beside_others_reads_the_outbox_every_second(
     )
     delivery.start()
     try:
-        await asyncio.sleep(4.5)
+        async with asyncio.timeout(4 * tick + 5):
+            await four.wait()
     finally:
         await delivery.close(5.0)
     assert len(passes) >= 4
@@ -659,9 +690,13 @@ async def test_passes_keep_to_the_schedulers_tick(store: SqlStore) -> None:
     alerting = settings({"hook": "json://127.0.0.1:9/"}, [Route(notify=("hook",))])
     passes: list[float] = []
     tick = [2.0]
+    wanted = [3]  # passes to wait for
+    enough = asyncio.Event()
 
     def vitals(now: datetime, pending: int) -> selfcheck.Vitals:
         passes.append(now.timestamp())
+        if len(passes) >= wanted[0]:
+            enough.set()
         return selfcheck.Vitals(now, True, None, 0.0, pending)
 
     channels = Channels(alerting.notifiers, alerting.timeout)
@@ -676,10 +711,14 @@ async def test_passes_keep_to_the_schedulers_tick(store: SqlStore) -> None:
     )
     delivery.start()
     try:
-        await asyncio.sleep(4.5)
+        async with asyncio.timeout(10):
+            await enough.wait()  # the first pass, then two on the 2 s tick
         on_two = len(passes)
         tick[0] = 0.5  # from the pass after the one already waited for
-        await asyncio.sleep(3.0)
+        wanted[0] = on_two + 3
+        enough.clear()
+        async with asyncio.timeout(10):
+            await enough.wait()
     finally:
         await delivery.close(5.0)
     assert 2 <= on_two <= 3, passes  # the first, then one every 2 s

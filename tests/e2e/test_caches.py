@@ -1,6 +1,6 @@
 """Real Varnish and nginx in front of a local origin: `monitor check` says which layer broke.
 
-First the pages these servers send are compared with the captures in the shared fixtures
+First the pages these servers send are compared with the captures in tests/fixtures
 (error-pages/, Varnish 7.1 and nginx 1.22 on Debian 12), so that the scenarios stand on the
 real thing. Then each scenario of the issue runs ``monitor check URL --origin ADDR --json``
 as an operator would and compares the edge's and the origin's causes, and the round's

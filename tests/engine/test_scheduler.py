@@ -1,10 +1,10 @@
-"""The firing grid: stable offsets, planned times, missed runs; and real APScheduler firing."""
+"""The firing grid: stable offsets, planned times, missed runs; and real APScheduler firing
+(on a virtual clock: see tests.support.clock)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +26,16 @@ from monitor.engine.scheduler import (
 )
 from monitor.metrics.registry import Metrics
 from monitor.models import Monitor, Site
+from tests.support.clock import VirtualClock
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """The tests that fire the scheduler run on a virtual clock: each run is seen at the
+    very time it starts, however busy the machine, and their seconds pass at once."""
+    clock = VirtualClock(start=1_790_000_000.35)
+    clock.install(monkeypatch)
+    return clock
 
 
 def test_offset_is_stable_and_inside_the_interval() -> None:
@@ -109,58 +119,66 @@ def test_choose_beat(configured: float | None, intervals: list[float], beat: flo
     assert choose_beat(configured, intervals) == pytest.approx(beat)
 
 
-async def test_runs_are_planned_and_fired_on_the_beat() -> None:
+def test_runs_are_planned_and_fired_on_the_beat(clock: VirtualClock) -> None:
     # A 0.4 s beat (a tenth of 4 s): each run starts on a multiple of 0.4 s, at or after
     # its grid point, and its lag is counted from that beat, not from the grid point.
-    sites = [
-        Site(name=f"s{i}", url="http://127.0.0.1/", interval=4.0, timeout=0.5) for i in range(4)
-    ]
-    fired: list[tuple[float, float]] = []  # (when, its beat)
+    async def main() -> None:
+        sites = [
+            Site(name=f"s{i}", url="http://127.0.0.1/", interval=4.0, timeout=0.5) for i in range(4)
+        ]
+        fired: list[tuple[float, float]] = []  # (when, its beat)
 
-    async def run_round(monitor: Monitor) -> None:
-        now = time.time()
-        grid = planned_time(now, start_offset(monitor.name, 4.0), 4.0)
-        fired.append((now, math.ceil(grid / 0.4) * 0.4))
+        async def run_round(monitor: Monitor) -> None:
+            now = clock.time()
+            grid = planned_time(now, start_offset(monitor.name, 4.0), 4.0)
+            fired.append((now, math.ceil(grid / 0.4) * 0.4))
 
-    registry = CollectorRegistry()
-    scheduler = CheckScheduler(sites, run_round, Metrics(registry), beat=0.4)
-    await _fire_for(scheduler, 4.3)
-    assert registry.get_sample_value("monitor_scheduler_beat_seconds") == 0.4
-    assert len(fired) >= 4
-    assert all(0.0 <= now - beat < 0.25 for now, beat in fired), fired  # late by the machine
-    lag_sum = registry.get_sample_value("monitor_scheduler_lag_seconds_sum") or 0.0
-    assert registry.get_sample_value("monitor_scheduler_lag_seconds_count") == len(fired)
-    # The scheduler takes its time just before the round's task does.
-    since_beats = sum(now - beat for now, beat in fired)
-    assert since_beats - 0.01 * len(fired) <= lag_sum <= since_beats
+        registry = CollectorRegistry()
+        scheduler = CheckScheduler(sites, run_round, Metrics(registry), beat=0.4)
+        await _fire_for(scheduler, 4.3)
+        assert registry.get_sample_value("monitor_scheduler_beat_seconds") == 0.4
+        assert len(fired) >= 4
+        assert all(0.0 <= now - beat < 0.25 for now, beat in fired), fired  # late by the machine
+        lag_sum = registry.get_sample_value("monitor_scheduler_lag_seconds_sum") or 0.0
+        assert registry.get_sample_value("monitor_scheduler_lag_seconds_count") == len(fired)
+        # The scheduler takes its time just before the round's task does.
+        since_beats = sum(now - beat for now, beat in fired)
+        assert since_beats - 0.01 * len(fired) <= lag_sum <= since_beats
+
+    clock.run(main())
 
 
 @pytest.mark.parametrize("beat", [None, 0.05, 0.0], ids=["auto", "on-a-beat", "each-on-its-own"])
-async def test_real_scheduler_fires_every_site_on_its_grid(beat: float | None) -> None:
-    sites = [
-        Site(name=f"s{i}", url="http://127.0.0.1/", interval=1.0, timeout=0.5) for i in range(3)
-    ]
-    fired: Counter[str] = Counter()
-    lags: list[float] = []
+def test_real_scheduler_fires_every_site_on_its_grid(
+    clock: VirtualClock, beat: float | None
+) -> None:
+    async def main() -> None:
+        sites = [
+            Site(name=f"s{i}", url="http://127.0.0.1/", interval=1.0, timeout=0.5) for i in range(3)
+        ]
+        fired: Counter[str] = Counter()
+        lags: list[float] = []
 
-    async def run_round(monitor: Monitor) -> None:
-        fired[monitor.name] += 1
-        now = time.time()
-        lags.append(now - planned_time(now, start_offset(monitor.name, 1.0), 1.0))
+        async def run_round(monitor: Monitor) -> None:
+            fired[monitor.name] += 1
+            now = clock.time()
+            lags.append(now - planned_time(now, start_offset(monitor.name, 1.0), 1.0))
 
-    registry = CollectorRegistry()
-    scheduler = CheckScheduler(sites, run_round, Metrics(registry), beat=beat)
-    await _fire_for(scheduler, 3.2)
-    assert set(fired) == {"s0", "s1", "s2"}
-    assert all(count >= 2 for count in fired.values()), fired
-    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
-    lag_count = registry.get_sample_value("monitor_scheduler_lag_seconds_count")
-    assert lag_count == sum(fired.values())
-    assert scheduler.firing_recently()
-    # Never early; late by a beat at most (0.1 s under auto: a tenth of the interval),
-    # plus what a busy test machine adds.
-    assert all(0.0 <= lag < scheduler.beat + 0.25 for lag in lags), lags
-    assert scheduler.beat == (0.1 if beat is None else beat)
+        registry = CollectorRegistry()
+        scheduler = CheckScheduler(sites, run_round, Metrics(registry), beat=beat)
+        await _fire_for(scheduler, 3.2)
+        assert set(fired) == {"s0", "s1", "s2"}
+        assert all(count >= 2 for count in fired.values()), fired
+        assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+        lag_count = registry.get_sample_value("monitor_scheduler_lag_seconds_count")
+        assert lag_count == sum(fired.values())
+        assert scheduler.firing_recently()
+        # Never early; late by a beat at most (0.1 s under auto: a tenth of the interval),
+        # plus what a busy test machine adds.
+        assert all(0.0 <= lag < scheduler.beat + 0.25 for lag in lags), lags
+        assert scheduler.beat == (0.1 if beat is None else beat)
+
+    clock.run(main())
 
 
 @pytest.mark.parametrize(
@@ -210,23 +228,28 @@ def test_grid_finds_the_points_in_a_window(
     assert sorted(Grid(GRID).due(start, end)) == sorted(expected)
 
 
-async def test_a_round_still_running_is_not_started_twice_and_counts_as_missed() -> None:
-    site = Site(name="slow", url="http://127.0.0.1/", interval=1.0, timeout=0.5)
-    running = 0
-    most = 0
+def test_a_round_still_running_is_not_started_twice_and_counts_as_missed(
+    clock: VirtualClock,
+) -> None:
+    async def main() -> None:
+        site = Site(name="slow", url="http://127.0.0.1/", interval=1.0, timeout=0.5)
+        running = 0
+        most = 0
 
-    async def run_round(_: Monitor) -> None:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await asyncio.sleep(2.5)  # spans two more grid points
-        running -= 1
+        async def run_round(_: Monitor) -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(2.5)  # spans two more grid points
+            running -= 1
 
-    registry = CollectorRegistry()
-    scheduler = CheckScheduler([site], run_round, Metrics(registry))
-    await _fire_for(scheduler, 3.6)
-    assert most == 1
-    assert (registry.get_sample_value("monitor_scheduler_missed_runs_total") or 0) >= 2
+        registry = CollectorRegistry()
+        scheduler = CheckScheduler([site], run_round, Metrics(registry))
+        await _fire_for(scheduler, 3.6)
+        assert most == 1
+        assert (registry.get_sample_value("monitor_scheduler_missed_runs_total") or 0) >= 2
+
+    clock.run(main())
 
 
 def test_the_beat_follows_the_monitors_when_they_are_replaced() -> None:
@@ -267,25 +290,28 @@ async def _fire_for(scheduler: CheckScheduler, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-async def test_a_new_interval_counts_no_missed_runs() -> None:
+def test_a_new_interval_counts_no_missed_runs(clock: VirtualClock) -> None:
     # The runs on the old grid are not points missed on the new one.
-    def site(interval: float) -> Site:
-        return Site(name="shop", url="http://127.0.0.1/", interval=interval, timeout=0.2)
+    async def main() -> None:
+        def site(interval: float) -> Site:
+            return Site(name="shop", url="http://127.0.0.1/", interval=interval, timeout=0.2)
 
-    fired: list[float] = []
+        fired: list[float] = []
 
-    async def run_round(monitor: Monitor) -> None:
-        fired.append(monitor.interval)
+        async def run_round(monitor: Monitor) -> None:
+            fired.append(monitor.interval)
 
-    registry = CollectorRegistry()
-    scheduler = CheckScheduler([site(2.0)], run_round, Metrics(registry))
-    async with _firing(scheduler):
-        await asyncio.sleep(2.2)
-        scheduler.replace_monitors([site(0.5)])  # on the new grid from its next point
-        await asyncio.sleep(3.0)
-    assert 2.0 in fired
-    assert fired.count(0.5) >= 2
-    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+        registry = CollectorRegistry()
+        scheduler = CheckScheduler([site(2.0)], run_round, Metrics(registry))
+        async with _firing(scheduler):
+            await asyncio.sleep(2.2)
+            scheduler.replace_monitors([site(0.5)])  # on the new grid from its next point
+            await asyncio.sleep(3.0)
+        assert 2.0 in fired
+        assert fired.count(0.5) >= 2
+        assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+
+    clock.run(main())
 
 
 @pytest.mark.parametrize(
@@ -317,79 +343,90 @@ def _sites(count: int, interval: float) -> list[Site]:
     ]
 
 
-async def test_after_a_reload_to_a_long_beat_every_point_fires_on_its_beat() -> None:
+def test_after_a_reload_to_a_long_beat_every_point_fires_on_its_beat(clock: VirtualClock) -> None:
     # 200 sites move from 10 s (a 1 s beat, ticks every second) to 25 s (a 2.5 s beat and
     # tick). The new grid's points up to where the last tick planned are armed at the
     # reload; those after it, by the new tick, which falls on the beat they run on.
-    fired: list[tuple[str, float]] = []
+    async def main() -> None:
+        fired: list[tuple[str, float]] = []
 
-    async def run_round(monitor: Monitor) -> None:
-        fired.append((monitor.name, time.time()))
+        async def run_round(monitor: Monitor) -> None:
+            fired.append((monitor.name, clock.time()))
 
-    registry = CollectorRegistry()
-    scheduler = CheckScheduler(_sites(200, 10.0), run_round, Metrics(registry), beat=2.5)
-    assert (scheduler.beat, scheduler.tick) == (1.0, 1.0)
-    async with _firing(scheduler):
-        # Reload 0.2 s after a multiple of 2.5 s: the old ticks planned 1.3-1.8 s ahead,
-        # and the next tick of 2.5 s is 2.3 s away.
-        since = time.time() % 2.5
-        await asyncio.sleep(0.2 - since + (2.5 if since > 0.1 else 0.0))
-        reloaded = time.time()
-        fired.clear()
-        scheduler.replace_monitors(_sites(200, 25.0))
-        assert (scheduler.beat, scheduler.tick) == (2.5, 2.5)
-        await asyncio.sleep(5.3)
-    offsets = {f"s{i}": (start_offset(f"s{i}", 25.0), 25.0) for i in range(200)}
-    due = sorted(Grid(offsets).due(reloaded, reloaded + 4.5))
-    assert len(due) >= 25
-    runs = {name: at for name, at in fired}
-    for planned, name in due:
-        beat = math.ceil(planned / 2.5) * 2.5
-        assert name in runs, (name, planned - reloaded)
-        assert 0.0 <= runs[name] - beat < 0.25, (name, planned - reloaded, runs[name] - beat)
-    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+        registry = CollectorRegistry()
+        scheduler = CheckScheduler(_sites(200, 10.0), run_round, Metrics(registry), beat=2.5)
+        assert (scheduler.beat, scheduler.tick) == (1.0, 1.0)
+        async with _firing(scheduler):
+            # Reload 0.2 s after a multiple of 2.5 s: the old ticks planned 1.3-1.8 s ahead,
+            # and the next tick of 2.5 s is 2.3 s away.
+            since = clock.time() % 2.5
+            await asyncio.sleep(0.2 - since + (2.5 if since > 0.1 else 0.0))
+            reloaded = clock.time()
+            fired.clear()
+            scheduler.replace_monitors(_sites(200, 25.0))
+            assert (scheduler.beat, scheduler.tick) == (2.5, 2.5)
+            await asyncio.sleep(5.3)
+        offsets = {f"s{i}": (start_offset(f"s{i}", 25.0), 25.0) for i in range(200)}
+        due = sorted(Grid(offsets).due(reloaded, reloaded + 4.5))
+        assert len(due) >= 25
+        runs = {name: at for name, at in fired}
+        for planned, name in due:
+            beat = math.ceil(planned / 2.5) * 2.5
+            assert name in runs, (name, planned - reloaded)
+            assert 0.0 <= runs[name] - beat < 0.25, (name, planned - reloaded, runs[name] - beat)
+        assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+
+    clock.run(main())
 
 
-async def test_a_monitor_removed_and_added_again_within_a_tick_runs_once_a_point() -> None:
+def test_a_monitor_removed_and_added_again_within_a_tick_runs_once_a_point(
+    clock: VirtualClock,
+) -> None:
     # Its points stay armed from before; arming them again must not run them twice.
-    fired: Counter[str] = Counter()
+    async def main() -> None:
+        fired: Counter[str] = Counter()
 
-    async def run_round(monitor: Monitor) -> None:
-        fired[monitor.name] += 1
+        async def run_round(monitor: Monitor) -> None:
+            fired[monitor.name] += 1
 
-    registry = CollectorRegistry()
-    sites = _sites(5, 1.0)
-    scheduler = CheckScheduler(sites, run_round, Metrics(registry))
-    async with _firing(scheduler):
-        await asyncio.sleep(0.3)
-        scheduler.replace_monitors([])
-        scheduler.replace_monitors(sites)
-        fired.clear()
-        await asyncio.sleep(2.5)
-    assert set(fired) == {site.name for site in sites}
-    assert all(2 <= count <= 3 for count in fired.values()), fired
-    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+        registry = CollectorRegistry()
+        sites = _sites(5, 1.0)
+        scheduler = CheckScheduler(sites, run_round, Metrics(registry))
+        async with _firing(scheduler):
+            await asyncio.sleep(0.3)
+            scheduler.replace_monitors([])
+            scheduler.replace_monitors(sites)
+            fired.clear()
+            await asyncio.sleep(2.5)
+        assert set(fired) == {site.name for site in sites}
+        assert all(2 <= count <= 3 for count in fired.values()), fired
+        assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+
+    clock.run(main())
 
 
-async def test_after_a_reload_to_a_shorter_tick_no_point_runs_twice() -> None:
+def test_after_a_reload_to_a_shorter_tick_no_point_runs_twice(clock: VirtualClock) -> None:
     # 200 sites every 25 s on a 2.5 s beat and tick: the ticks planned 2.5-5 s ahead. A
     # site every 5 s joins: the beat and the tick fall to 0.5 s and 1 s, and the new ticks
     # plan from where the old plan ended, not from nearer (which armed points twice).
-    fired: Counter[str] = Counter()
+    async def main() -> None:
+        fired: Counter[str] = Counter()
 
-    async def run_round(monitor: Monitor) -> None:
-        fired[monitor.name] += 1
+        async def run_round(monitor: Monitor) -> None:
+            fired[monitor.name] += 1
 
-    registry = CollectorRegistry()
-    scheduler = CheckScheduler(_sites(200, 25.0), run_round, Metrics(registry), beat=2.5)
-    async with _firing(scheduler):
-        since = time.time() % 2.5
-        await asyncio.sleep(2.5 - since + 0.3)  # just after a tick of 2.5 s
-        fast = Site(name="fast", url="http://127.0.0.1/", interval=5.0, timeout=1.0)
-        scheduler.replace_monitors([*_sites(200, 25.0), fast])
-        assert (scheduler.beat, scheduler.tick) == (0.5, 1.0)
-        await asyncio.sleep(5.0)
-    assert sum(fired.values()) >= 40
-    twice = {name: count for name, count in fired.items() if count > 1 and name != "fast"}
-    assert not twice
-    assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+        registry = CollectorRegistry()
+        scheduler = CheckScheduler(_sites(200, 25.0), run_round, Metrics(registry), beat=2.5)
+        async with _firing(scheduler):
+            since = clock.time() % 2.5
+            await asyncio.sleep(2.5 - since + 0.3)  # just after a tick of 2.5 s
+            fast = Site(name="fast", url="http://127.0.0.1/", interval=5.0, timeout=1.0)
+            scheduler.replace_monitors([*_sites(200, 25.0), fast])
+            assert (scheduler.beat, scheduler.tick) == (0.5, 1.0)
+            await asyncio.sleep(5.0)
+        assert sum(fired.values()) >= 40
+        twice = {name: count for name, count in fired.items() if count > 1 and name != "fast"}
+        assert not twice
+        assert registry.get_sample_value("monitor_scheduler_missed_runs_total") == 0
+
+    clock.run(main())

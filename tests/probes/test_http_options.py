@@ -28,7 +28,7 @@ from monitor.models import (
     StatusRange,
 )
 from monitor.probes import Clients, HttpTarget, make_clients, run_probe
-from tests.probes.test_http_origins import LocalNames
+from tests.support.names import LocalNames
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ANY = Expect()

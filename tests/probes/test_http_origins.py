@@ -7,7 +7,6 @@ The site is ``shop.test``; no test ever asks real DNS for it: the edge's lookups
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -19,7 +18,6 @@ from typing import Protocol
 import pytest
 import trustme
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 from cryptography import x509
 
 from monitor.models import (
@@ -34,44 +32,13 @@ from monitor.models import (
 )
 from monitor.probes import Clients, HttpTarget, make_clients, run_probe
 from monitor.probes.http.tlsnames import names_match
+from tests.support.names import LocalNames
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2031, 6, 1, tzinfo=UTC)
 SHOP = "https://shop.test/"
 ANY = Expect()
 PLAIN = HttpRequest()
-
-
-class LocalNames(AbstractResolver):
-    """Answers lookups of made-up names from a table, and notes each question."""
-
-    def __init__(self, table: dict[str, tuple[str, ...]]) -> None:
-        self.table = table
-        self.asked: list[tuple[str, socket.AddressFamily]] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
-    ) -> list[ResolveResult]:
-        self.asked.append((host, family))
-        found = [
-            (address, _family(address))
-            for address in self.table.get(host, ())
-            if family in (socket.AF_UNSPEC, _family(address))
-        ]
-        if not found:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
-        return [
-            ResolveResult(hostname=host, host=a, port=port, family=f, proto=0, flags=flags)
-            for a, f in found
-        ]
-
-    async def close(self) -> None:
-        pass
-
-
-def _family(address: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
 
 
 @dataclass

@@ -31,7 +31,7 @@ from monitor.models import (
 )
 from monitor.probes import Clients, HttpTarget, make_clients, run_probe
 from monitor.probes.http.probe import BODY_LIMIT
-from tests.probes.test_http_origins import LocalNames
+from tests.support.names import LocalNames
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TIMEOUT = 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +40,10 @@ async def test_ping_loopback(host: str) -> None:
 
 @contextmanager
 def as_nobody() -> Iterator[None]:
-    """Act as an ordinary user: dropping the effective uid to nobody clears CAP_NET_RAW."""
+    """Act as an ordinary user: dropping the effective uid to nobody clears CAP_NET_RAW.
+    Nobody may not read Python's own files (under /root): what the probe imports on its
+    first use (the loop's thread pool, for its address lookup) is imported before."""
+    importlib.import_module("concurrent.futures.thread")
     os.seteuid(NOBODY)
     try:
         yield
@@ -47,15 +51,31 @@ def as_nobody() -> Iterator[None]:
         os.seteuid(0)
 
 
-def unprivileged_ping_allowed() -> bool:
-    low, high = map(int, Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
-    return low <= os.getegid() <= high
+PING_GROUPS = Path("/proc/sys/net/ipv4/ping_group_range")
+
+
+@contextmanager
+def no_unprivileged_ping() -> Iterator[None]:
+    """Unprivileged ping off, as in Debian's default (``1 0``): where it is on (a container,
+    some systemd setups), root turns it off for the block and back on after."""
+    before = PING_GROUPS.read_text()
+    low, high = map(int, before.split())
+    if not any(low <= gid <= high for gid in {os.getegid(), *os.getgroups()}):
+        yield
+        return
+    try:
+        PING_GROUPS.write_text("1 0\n")
+    except OSError as exc:  # a read-only /proc/sys: this machine lets everyone ping
+        pytest.skip(f"unprivileged ping is allowed here and stays so: {exc}")
+    try:
+        yield
+    finally:
+        PING_GROUPS.write_text(before)
 
 
 @root
-@pytest.mark.skipif(unprivileged_ping_allowed(), reason="this machine allows unprivileged ping")
 async def test_not_permitted_says_what_to_do() -> None:
-    with as_nobody():
+    with no_unprivileged_ping(), as_nobody():
         result = await run(IcmpCheck("127.0.0.1", count=1))
 
     assert (result.ok, result.cause, result.detail) == (False, Cause.NOT_PERMITTED, NOT_PERMITTED)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from time import perf_counter
 
@@ -15,18 +11,12 @@ import pytest
 from monitor.models import Cause, Kind, ProbeContext, ProbeResult, Role, TcpCheck
 from monitor.probes import make_clients
 from monitor.probes.tcp import judge_reply, probe
+from tests.support.servers import Handler, free_port, hang_up, say_nothing, serving
 
 TIMEOUT = 0.5
 CTX = ProbeContext("tcp", Role.EDGE, None, datetime(2026, 1, 1, tzinfo=UTC), TIMEOUT)
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
 # Handlers talk, then return; ``serving`` closes the connection and waits for the client.
-
-
-async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    pass
 
 
 async def hang_up_after_a_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -44,35 +34,6 @@ async def pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     if await reader.readline() == b"PING\r\n":
         writer.write(b"+PONG\r\n")
     await reader.read()
-
-
-async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.read()
-
-
-@asynccontextmanager
-async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[int]:
-    """Run ``handler`` for each connection to 127.0.0.1 at the port yielded (over ``tls``).
-
-    On the way out, waits until every connection is closed, so no socket outlives the test.
-    """
-    done: list[asyncio.Future[None]] = []
-
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        finished = asyncio.get_running_loop().create_future()
-        done.append(finished)
-        try:
-            await handler(reader, writer)
-        finally:
-            writer.close()
-            await writer.wait_closed()
-            finished.set_result(None)
-
-    server = await asyncio.start_server(connection, "127.0.0.1", 0, ssl=tls)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
-    async with asyncio.timeout(5):
-        await asyncio.gather(*done)
 
 
 async def run(spec: TcpCheck) -> ProbeResult:
@@ -173,10 +134,3 @@ async def test_a_name_is_resolved_and_each_address_tried() -> None:
 )
 def test_judge_reply(wanted: str | None, reply: bytes, ended: bool, cause: Cause) -> None:
     assert judge_reply(wanted, reply, ended=ended, timeout=1.0).cause is cause
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (it was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -17,7 +17,7 @@ from cryptography import x509
 from monitor.models import Cause, Kind, ProbeContext, ProbeResult, Role, TlsCheck
 from monitor.probes import make_clients
 from monitor.probes.tls import Handshake, judge, probe
-from tests.probes.test_probe_tcp import free_port, hang_up, say_nothing, serving
+from tests.support.servers import free_port, hang_up, say_nothing, serving
 
 TIMEOUT = 1.0
 NAME = "shop.test"

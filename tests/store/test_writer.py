@@ -86,6 +86,25 @@ async def test_everything_submitted_is_written_in_batches(store: SqlStore) -> No
     assert written == [probe(second) for second in reversed(range(5000))]
 
 
+class Written:
+    """An ``on_written`` that keeps each batch's row count and can be waited on."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, seconds: float, rows: int) -> None:
+        self.rows.append(rows)
+        self._changed.set()
+
+    async def until(self, batches: int, within: float = 10.0) -> None:
+        """Until ``batches`` batches are written (``within`` seconds, or the test fails)."""
+        async with asyncio.timeout(within):
+            while len(self.rows) < batches:
+                self._changed.clear()
+                await self._changed.wait()
+
+
 async def test_rows_submitted_during_a_write_go_into_the_next_batch(store: SqlStore) -> None:
     rows: list[int] = []
     writer = BatchWriter(store.write_results, on_written=lambda _, n: rows.append(n))
@@ -102,17 +121,18 @@ async def test_rows_submitted_during_a_write_go_into_the_next_batch(store: SqlSt
 async def test_with_linger_rows_arriving_soon_after_a_write_share_one_batch(
     store: SqlStore,
 ) -> None:
-    rows: list[int] = []
-    writer = BatchWriter(store.write_results, on_written=lambda _, n: rows.append(n), linger=0.3)
+    written = Written()
+    rows = written.rows
+    writer = BatchWriter(store.write_results, on_written=written, linger=0.3)
     writer.start()
     writer.submit(probe(0))
-    await asyncio.sleep(0.05)  # the first row after idle is written at once
+    await written.until(1, within=0.3)  # the first row after idle is written at once
     assert rows == [1]
     for second in range(1, 21):
         writer.submit(probe(second))
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0)  # one by one, as replies arrive
     assert rows == [1]  # the other twenty wait for the linger to pass
-    await asyncio.sleep(0.5)
+    await written.until(2)
     assert rows == [1, 20]
 
     writer.submit(probe(21))
@@ -122,16 +142,15 @@ async def test_with_linger_rows_arriving_soon_after_a_write_share_one_batch(
 
 
 async def test_with_gather_a_burst_after_idle_shares_one_batch(store: SqlStore) -> None:
-    rows: list[int] = []
-    writer = BatchWriter(
-        store.write_results, on_written=lambda _, n: rows.append(n), linger=0.3, gather=0.2
-    )
+    written = Written()
+    rows = written.rows
+    writer = BatchWriter(store.write_results, on_written=written, linger=0.3, gather=0.2)
     writer.start()
-    for second in range(10):  # the replies of one beat, over 50 ms
+    for second in range(10):  # the replies of one beat, one by one
         writer.submit(probe(second))
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0)
     assert rows == []  # the first waits for the others
-    await asyncio.sleep(0.4)
+    await written.until(1)
     assert rows == [10]
     writer.submit(probe(10))
     assert await writer.close(timeout=30) == 0  # closing writes at once
@@ -222,6 +241,7 @@ class Buggy(FailingStore):
     async def write_results(self, results: Sequence[ProbeResult]) -> None:
         self.attempts.append(list(results))
         if len(self.attempts) == 1:
+            self.failed.set()
             raise RuntimeError("bug")
         await self.store.write_results(results)
 
@@ -229,13 +249,13 @@ class Buggy(FailingStore):
 async def test_an_unexpected_error_keeps_the_rows_and_the_writer_alive(
     store: SqlStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    writer = BatchWriter(Buggy(store, 0).write_results)
+    buggy = Buggy(store, 0)
+    writer = BatchWriter(buggy.write_results)
     writer.start()
     writer.submit(probe(0))
-    for _ in range(50):
-        await asyncio.sleep(0.02)
-        if not writer.healthy:
-            break
+    async with asyncio.timeout(5):
+        await buggy.failed.wait()  # the writer notes the error before this test runs on
+    assert not writer.healthy
     assert writer.last_error == "RuntimeError: bug"
     assert await writer.close(5.0) == 0
     assert len(await store.fetch_results("shop")) == 1
