@@ -41,9 +41,7 @@ from monitor.alerts.lanes import Lanes, Send
 from monitor.alerts.ledger import AlertMetrics, Ledger, log_send
 from monitor.alerts.outbox import Outbox, Settle, Status
 from monitor.alerts.ratelimit import RateLimit
-from monitor.alerts.timing import EARLY, next_look, retry_delay, to_next_pass
-from monitor.alerts.timing import LOOK_ALONE as LOOK_ALONE  # for the daemon
-from monitor.alerts.timing import POLL as POLL  # for the daemon
+from monitor.alerts.timing import EARLY, POLL, next_look, retry_delay, to_next_pass
 from monitor.alerts.triage import after_send, noted, tone, triage
 from monitor.errors import NotifyError, StoreError
 from monitor.judge.alerting import AlertSettings, Message, PendingAlert
@@ -200,7 +198,7 @@ class Delivery:
             if not allowed:
                 continue
             rows = [alerts[i] for i in message.alert_ids]
-            self._ledger.busy.update(message.alert_ids)
+            self._ledger.hold(message.alert_ids)
             body, markdown = noted(message.body, note), noted(message.markdown, note)
             send = Send(message.title, body, markdown, tone(rows), self._settler(message, rows))
             sends.setdefault(notifier, []).append(send)

@@ -9,7 +9,7 @@ pending, so the rows settled since the read began are known too and not sent aga
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from monitor import logs
@@ -36,6 +36,10 @@ class Ledger:
         self.busy: set[int] = set()  # rows a lane works on or whose settling failed
         self._settled_in_read: set[int] = set()  # rows settled since the last read began
         self._unsettled: list[tuple[Settle, PendingAlert]] = []  # the store was away
+
+    def hold(self, ids: Iterable[int]) -> None:
+        """Mark rows busy: a lane works on them."""
+        self.busy.update(ids)
 
     def begin_read(self) -> set[int]:
         """The rows settled from now on, while the outbox is read."""

@@ -19,8 +19,9 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from monitor import logs
 from monitor.alerts import selfcheck
 from monitor.alerts.apprise_send import Channels
-from monitor.alerts.delivery import LOOK_ALONE, POLL, Delivery
+from monitor.alerts.delivery import Delivery
 from monitor.alerts.outbox import Outbox
+from monitor.alerts.timing import LOOK_ALONE, POLL
 from monitor.app.reload import Reloader
 from monitor.app.shard import Shard, narrow
 from monitor.app.web import HealthReport, make_app

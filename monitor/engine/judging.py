@@ -1,6 +1,9 @@
-"""After a round: judge it (diagnosis, trends, state, incident), then tell the store, the
-metrics and the log. The state machine asks for a re-check; the runner runs it. Now and
-then, save what the rounds learnt of each site's latency (``Baselines``)."""
+"""Judging a round and keeping what it learnt: ``Judge`` and ``Baselines``.
+
+``Judge`` runs the pure rules on a round (diagnosis, trends, state, incident), then tells
+the store, the metrics and the log; the state machine may ask for a re-check, which the
+runner runs. ``Baselines`` saves what the rounds learnt of each site's latency now and then.
+"""
 
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from monitor.alerts import selfcheck
 from monitor.alerts.apprise_send import Channels
-from monitor.alerts.delivery import LOOK_ALONE, POLL, Delivery
+from monitor.alerts.delivery import Delivery
 from monitor.alerts.outbox import DueAlert, Outbox, Outlook, Settle
-from monitor.alerts.timing import EARLY, next_look, to_next_pass
+from monitor.alerts.timing import EARLY, LOOK_ALONE, POLL, next_look, to_next_pass
 from monitor.errors import StoreError
 from monitor.judge.alerting import AlertSettings, Event, Notifier, Route
 from monitor.judge.diagnose import Diagnosis, Layer, Verdict
