@@ -34,7 +34,7 @@ from monitor.judge.tracker import StateRecord, Tracked, Tracker
 from monitor.metrics.registry import Metrics
 from monitor.probes import Clients, make_clients
 from monitor.probes.slots import ProbeSlots, auto_limit, files_needed, open_files_limit
-from monitor.store import BatchWriter, SqlStore
+from monitor.store import BatchWriter, SqlStore, Store
 
 WHOLE = Shard()  # one process runs every monitor
 
@@ -91,7 +91,7 @@ async def run_daemon(
 class Parts:
     """What a running daemon is made of, in the order ``Daemon.build`` makes them."""
 
-    store: SqlStore
+    store: Store
     tracker: Tracker
     metrics: Metrics
     writers: Writers
@@ -205,7 +205,7 @@ class Daemon:
 
 
 def _assemble(
-    config: Config, shard: Shard, store: SqlStore, tracker: Tracker, channels: Channels
+    config: Config, shard: Shard, store: Store, tracker: Tracker, channels: Channels
 ) -> Parts:
     """Make the parts on top of the opened store, each from those made before it."""
     # blackbox_exporter has no *_created series; they would only double the series count.
@@ -253,7 +253,7 @@ def _assemble(
 class Writers:
     """The two batch writers, seen as one store by ``/healthz`` and the self-check."""
 
-    def __init__(self, store: SqlStore, metrics: Metrics) -> None:
+    def __init__(self, store: Store, metrics: Metrics) -> None:
         self._store = store
         self._wake: Callable[[], None] | None = None
         self.results = BatchWriter(
@@ -361,7 +361,7 @@ def _restore(tracker: Tracker, stored: dict[str, Tracked], config: Config) -> No
     logs.event(log, "state.restored", monitors=restored, open_incidents=tracker.open_incidents)
 
 
-async def _close_all(web_runner: web.AppRunner, clients: Clients, store: SqlStore) -> None:
+async def _close_all(web_runner: web.AppRunner, clients: Clients, store: Store) -> None:
     await web_runner.cleanup()
     await clients.close()
     await store.close()
