@@ -21,15 +21,27 @@ from yarl import URL
 from monitor import __version__
 from monitor.probes.http.record import Recorder
 
-__all__ = ["BODY_LIMIT", "USER_AGENT", "Ask", "Redirect", "Transport", "is_header_name"]
+__all__ = [
+    "BODY_LIMIT",
+    "TOKEN_PUNCTUATION",
+    "USER_AGENT",
+    "Ask",
+    "Redirect",
+    "Transport",
+    "is_header_name",
+]
 
 BODY_LIMIT = 64 * 1024
 """Bytes of the body kept; the rest is never read, so a huge body cannot grow memory."""
 
 USER_AGENT = f"monitor/{__version__}"
 
-# A field name is a token (RFC 9110, 5.1 and 5.6.2).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+TOKEN_PUNCTUATION = "!#$%&'*+-.^_`|~"
+"""What a header name may hold besides ASCII letters and digits: a field name is a token
+(RFC 9110, 5.1 and 5.6.2). Config's error message lists these; :data:`_TOKEN` is built
+from them."""
+
+_TOKEN = re.compile(f"[{re.escape(TOKEN_PUNCTUATION)}0-9A-Za-z]+")
 
 
 def is_header_name(name: str) -> bool:
