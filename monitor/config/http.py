@@ -10,7 +10,7 @@ from monitor import jsonpath
 from monitor.config import values as config_values
 from monitor.config.yamlnodes import NodeReader
 from monitor.models import Expect, HttpRequest, IpVersion, JsonExpect, StatusRange
-from monitor.probes.http.transport import is_header_name
+from monitor.probes.http.transport import TOKEN_PUNCTUATION, is_header_name
 
 REQUEST_KEYS = frozenset(
     {
@@ -37,7 +37,6 @@ _EXPECT_KEYS = frozenset(
         "max_latency",
     }
 )
-_TCHARS = "!#$%&'*+-.^_`|~"  # what a header name may hold besides letters and digits
 _STATUS_RANGE = re.compile(r"(\d{3})(?:\s*-\s*(\d{3}))?")
 
 
@@ -89,7 +88,10 @@ def _headers(reader: NodeReader, node: yaml.Node, field: str) -> tuple[tuple[str
     assert isinstance(node, yaml.MappingNode)  # string_map refuses anything else
     for (key_node, _), (name, _) in zip(node.value, pairs, strict=True):
         if not is_header_name(name):
-            message = f"{name!r} is not a valid header name (letters, digits and {_TCHARS} only)"
+            message = (
+                f"{name!r} is not a valid header name "
+                f"(letters, digits and {TOKEN_PUNCTUATION} only)"
+            )
             raise reader.error(key_node, field, message)
     return pairs
 

@@ -8,6 +8,7 @@ from types import TracebackType
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
+from monitor.probes.http.direct import Direct
 from monitor.probes.http.session import FamilyResolver, proxied_session
 from monitor.probes.http.tlsnames import TlsContexts
 from monitor.probes.http.wire import Dialer
@@ -23,7 +24,7 @@ class Clients:
     """
 
     tls: TlsContexts  # built once and shared: a context costs milliseconds to build
-    dialer: Dialer  # the wire client: requests that go straight to the target
+    direct: Direct  # the wire client: requests that go straight to the target
     proxied: aiohttp.ClientSession  # aiohttp's client: requests through a proxy
 
     async def close(self) -> None:
@@ -55,6 +56,6 @@ def make_clients(*, limit: int = 0, resolver: AbstractResolver | None = None) ->
     family_resolver = FamilyResolver(resolver or aiohttp.DefaultResolver())
     return Clients(
         tls=tls,
-        dialer=Dialer(family_resolver, limit),
+        direct=Direct(Dialer(family_resolver, limit), tls),
         proxied=proxied_session(limit=limit, resolver=family_resolver, tls=tls),
     )

@@ -14,6 +14,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import dns.asyncresolver
 import dns.exception
@@ -29,7 +30,9 @@ import dns.resolver
 from monitor.hostport import split_host_port
 from monitor.models import Cause, DnsCheck, Kind, Phases, ProbeContext, ProbeResult
 from monitor.probes.classify import Outcome, one_line
-from monitor.probes.clients import Clients
+
+if TYPE_CHECKING:
+    from monitor.probes.clients import Clients
 
 SYSTEM = "system"
 """How the system's resolver (from /etc/resolv.conf) is named in details and answers."""

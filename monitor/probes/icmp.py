@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import icmplib  # type: ignore[import-untyped]
 
 from monitor.models import Cause, IcmpCheck, Kind, ProbeContext, ProbeResult
 from monitor.probes.classify import Outcome, one_line
-from monitor.probes.clients import Clients
 from monitor.probes.tcp import Progress, resolve, socket_failure
+
+if TYPE_CHECKING:
+    from monitor.probes.clients import Clients
 
 INTERVAL = 0.2
 """Seconds between one reply (or its time limit) and the next ping, at most."""

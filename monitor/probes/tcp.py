@@ -13,13 +13,15 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohappyeyeballs
 
 from monitor.models import Cause, Kind, Phases, ProbeContext, ProbeResult, TcpCheck
 from monitor.probes.classify import Outcome, one_line
-from monitor.probes.clients import Clients
+
+if TYPE_CHECKING:
+    from monitor.probes.clients import Clients
 
 READ_LIMIT = 64 * 1024
 """Bytes of a reply read at most while looking for the expected text."""

@@ -14,12 +14,12 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from monitor.models import Cause, Kind, ProbeContext, ProbeResult, TlsCheck
 from monitor.probes.classify import Outcome, one_line
-from monitor.probes.clients import Clients
 from monitor.probes.tcp import (
     Progress,
     connect,
@@ -27,6 +27,9 @@ from monitor.probes.tcp import (
     socket_failure,
     unconnected_timeout,
 )
+
+if TYPE_CHECKING:
+    from monitor.probes.clients import Clients
 
 # X509_V_ERR_CERT_HAS_EXPIRED from OpenSSL's x509_vfy.h; the ssl module has no name for it.
 _CERT_HAS_EXPIRED = 10

@@ -37,7 +37,6 @@ from monitor.probes.classify import Outcome, RedirectError, classify_exception, 
 from monitor.probes.clients import Clients
 from monitor.probes.expect import Answer
 from monitor.probes.http import wire
-from monitor.probes.http.direct import Direct
 from monitor.probes.http.record import Recorder
 from monitor.probes.http.session import Proxied, resolving
 from monitor.probes.http.tlsnames import TlsContexts
@@ -118,7 +117,7 @@ async def probe(clients: Clients, ctx: ProbeContext, spec: HttpTarget) -> ProbeR
 def _transport(clients: Clients, request: HttpRequest) -> Transport:
     """The client a check's requests take: the one place that chooses."""
     if request.proxy is None:
-        return Direct(clients.dialer, clients.tls)  # lean: most checks take this one
+        return clients.direct  # lean: most checks take this one
     return Proxied(clients.proxied)
 
 
@@ -214,8 +213,8 @@ def _url(text: str) -> URL:
 
 
 def _ask(plan: _Plan, url: URL, method: str, body: bytes | None, follow: frozenset[int]) -> Ask:
+    check_header_names(plan.request.headers)  # before either client could write one
     to, headers, server_hostname, verify = _route(plan, url)
-    check_header_names(headers.keys())  # before either client could write one
     return Ask(method, url, to, headers, body, server_hostname, verify, plan.request.proxy, follow)
 
 

@@ -84,16 +84,21 @@ def encode_head(
     """The request line and headers; ``headers`` must hold Host. A body gets its length and
     the request ``Connection: close``, unless ``headers`` say otherwise (as with aiohttp)."""
     lines = [f"{method} {target} HTTP/1.1"]
-    lines.extend(f"{name}: {value}" for name, value in headers)
-    given = {name.lower() for name, _ in headers}
-    if "content-length" not in given and (body is not None or method in ("POST", "PUT", "PATCH")):
+    has_length = has_connection = False
+    for name, value in headers:  # one pass, no set: this runs for every request
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError("a header value holds a line break or NUL")  # config should have said
+        lines.append(f"{name}: {value}")
+        lowered = name.lower()
+        if lowered == "content-length":
+            has_length = True
+        elif lowered == "connection":
+            has_connection = True
+    if not has_length and (body is not None or method in ("POST", "PUT", "PATCH")):
         lines.append(f"Content-Length: {0 if body is None else len(body)}")
-    if "connection" not in given:
+    if not has_connection:
         lines.append("Connection: close")
-    text = "\r\n".join(lines) + "\r\n\r\n"
-    if any(c in value for _, value in headers for c in "\r\n\0"):
-        raise ValueError("a header value holds a line break or NUL")  # config should have said
-    return text.encode()  # UTF-8, as aiohttp sends header values
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()  # UTF-8, as aiohttp sends header values
 
 
 class Dialer:
