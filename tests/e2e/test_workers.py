@@ -206,7 +206,7 @@ async def _exported(session: aiohttp.ClientSession, port: int) -> set[str]:
     return set(re.findall(r'^probe_success\{monitor="([^"]+)"', text, re.MULTILINE))
 
 
-async def _shares(ports: list[int], want: int, seconds: float = 20.0) -> list[set[str]]:
+async def _shares(ports: list[int], want: int, seconds: float = 60.0) -> list[set[str]]:
     """Each worker's exported monitors, once ``want`` of them are exported in all."""
     async with aiohttp.ClientSession() as session, asyncio.timeout(seconds):
         while True:
