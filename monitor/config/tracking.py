@@ -31,7 +31,7 @@ KEYS = frozenset(
 )
 _TREND_KEYS = frozenset(
     {"enabled", "phases", "baseline", "warmup", "min_factor", "anomalous", "window", "recovery"}
-    | {"limit"}
+    | {"min_delta", "limit"}
 )
 TREND_PHASES = (*PHASES, "total")
 
@@ -81,7 +81,7 @@ def _trend(reader: NodeReader, node: yaml.Node, field: str, base: TrendSettings)
         changes["enabled"] = reader.boolean(keys["enabled"], f"{field}.enabled")
     if "phases" in keys:
         changes["phases"] = _phases(reader, keys["phases"], f"{field}.phases")
-    for key in ("baseline", "limit"):
+    for key in ("baseline", "min_delta", "limit"):
         if key in keys:
             changes[key] = reader.duration(keys[key], f"{field}.{key}")
     for key in ("warmup", "anomalous", "window", "recovery"):

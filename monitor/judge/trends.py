@@ -20,22 +20,26 @@ absurd values stay finite:
   does not blind the detector for days.
 - **Score.** ``z = (y - mean) / max(sd, 0.05)`` against the baseline before the sample; the
   floor (about 5 %) keeps a very steady series from making tiny changes look huge.
-- **Anomalous sample:** ``z >= 3`` and at least ``min_factor`` times the baseline. A sample
-  at least ``min_factor`` times the baseline, whatever its ``z``, is *high*.
+- **High sample:** at least ``min_factor`` times the baseline *and* at least ``min_delta``
+  seconds slower than it. The absolute floor keeps a fast, jittery series (5 ms going to
+  8 ms on a busy host) from ever counting as slower: a change nobody would notice is not
+  worth an alert, however many times the baseline it is.
+- **Anomalous sample:** high, and ``z >= 3``.
 - **CUSUM.** Two-sided, on ``z`` with slack 0.5, each step limited to +-1.5 and each side
-  capped at its alarm level 8. The limit means no burst, however extreme, alarms sooner
+  capped at its alarm level 8; the up side takes a sample less than ``min_delta`` slower
+  than the baseline as no rise at all. The limit means no burst, however extreme, alarms sooner
   than six samples, so single spikes are the k-of-n rule's business; the CUSUM catches a
   sustained moderate shift that a noisy series never shows as ``z >= 3``. The cap means a
   long shift is forgotten as quickly as a short one.
 - **Regression** (never during the first ``warmup`` samples, whose anomalies and CUSUM are
   not counted): ``anomalous`` of the last ``window`` samples anomalous, or the up side of
   the CUSUM alarming while at least half the last ``window`` samples are high. That second
-  condition asks for ``min_factor`` too, because a shift that is real but small (a busy
-  hour 20 % slower) is not worth an alert; and it counts high samples rather than the
-  fast average because one spike on top of a slightly slower series would lift the
-  average over the line. It clears after ``recovery`` samples in a row that are not high;
-  then the up side and the flags start again from nothing, so a new regression needs new
-  evidence.
+  condition asks for ``min_factor`` and ``min_delta`` too (the same rule), because a
+  shift that is real but small (a busy hour 20 % slower) is not worth an alert; and it
+  counts high samples rather than the fast average because one spike on top of a
+  slightly slower series would lift the average over the line. It clears after
+  ``recovery`` samples in a row that are not high; then the up side and the flags start
+  again from nothing, so a new regression needs new evidence.
 - **Level.** ``ratio`` is a fast EWMA of ``y`` (weight 1/3, about five samples) over the
   baseline; the recent level is ``baseline * ratio``. p50 and p95 are nearest-rank
   percentiles of the last 64 latencies.
@@ -76,7 +80,8 @@ class TrendSettings:
     phases: tuple[str, ...] = ("processing",)  # which phases are tracked (the caller's choice)
     baseline: float = 86400.0  # seconds: the baseline's half-life
     warmup: int = 30  # samples before any verdict
-    min_factor: float = 1.5  # no regression under this many times the baseline
+    min_factor: float = 1.5  # no regression under this many times the baseline ...
+    min_delta: float = 0.05  # ... nor under this many seconds slower than it
     anomalous: int = 5  # this many ...
     window: int = 8  # ... of the last this many samples anomalous: a regression
     recovery: int = 5  # samples in a row under min_factor before a regression clears
@@ -87,6 +92,7 @@ class TrendSettings:
             (self.baseline > 0, "baseline must be positive"),
             (self.warmup >= 0, "warmup must not be negative"),
             (self.min_factor > 1, "min_factor must be more than 1"),
+            (self.min_delta >= 0, "min_delta must not be negative"),
             (1 <= self.anomalous <= self.window, "anomalous must be from 1 to window"),
             (self.recovery >= 1, "recovery must be at least 1"),
             (self.limit is None or self.limit > 0, "limit must be positive"),
@@ -108,7 +114,7 @@ class TrendState:
     up: float  # CUSUM, up side
     down: float  # CUSUM, down side
     anomalies: int  # bit i set: the sample i before the newest was anomalous
-    highs: int  # bit i set: the sample i before the newest was at least min_factor x baseline
+    highs: int  # bit i set: the sample i before the newest was high (factor and delta)
     regressed: bool
     fit_t: float  # the regression's EW moments: mean time (POSIX seconds), mean log latency,
     fit_y: float  # variance of time and covariance of time and log latency
@@ -178,10 +184,13 @@ def update(
     old = state or _first(y, t)
     judged = old.count >= settings.warmup
     z = (y - old.mean) / _sd(old.var)
-    high = judged and y - old.mean >= math.log(settings.min_factor)
+    high = judged and _high(y, old.mean, settings)
     anomalous = high and z >= _Z_ANOMALOUS
     mean, var = _baseline(old, y, t, settings, slow=anomalous or old.regressed)
-    up, down = _cusum(old.up, old.down, z) if judged else (0.0, 0.0)
+    # The up side obeys the absolute floor too: a sample less than min_delta slower than
+    # the baseline is no evidence of a regression, however many deviations it is.
+    rising = z if math.exp(y) - math.exp(old.mean) >= settings.min_delta else min(z, 0.0)
+    up, down = _cusum(old.up, old.down, rising, z) if judged else (0.0, 0.0)
     bits = (1 << max(settings.window, settings.recovery)) - 1
     anomalies = (old.anomalies << 1 | anomalous) & bits
     highs = (old.highs << 1 | high) & bits
@@ -230,6 +239,15 @@ def forecast(signal: TrendSignal, who: str, phase: str, settings: TrendSettings)
     )
 
 
+def _high(y: float, mean: float, settings: TrendSettings) -> bool:
+    """Whether log latency ``y`` is slower than the baseline by both the factor and the
+    absolute floor: the one rule the k-of-n count, the CUSUM and recovery all use."""
+    baseline = math.exp(mean)
+    return y - mean >= math.log(settings.min_factor) and (
+        math.exp(y) - baseline >= settings.min_delta
+    )
+
+
 def _first(y: float, t: float) -> TrendState:
     """A series that has seen nothing yet, centred on its first sample."""
     return TrendState(0, t, y, 0.0, y, 0.0, 0.0, 0, 0, False, t, y, 0.0, 0.0, ())
@@ -252,8 +270,8 @@ def _baseline(
     return old.mean + weight * step, (1 - weight) * (old.var + weight * spread)
 
 
-def _cusum(up: float, down: float, z: float) -> tuple[float, float]:
-    rise = _clamp(z - _CUSUM_SLACK, -_CUSUM_STEP, _CUSUM_STEP)
+def _cusum(up: float, down: float, rising: float, z: float) -> tuple[float, float]:
+    rise = _clamp(rising - _CUSUM_SLACK, -_CUSUM_STEP, _CUSUM_STEP)
     fall = _clamp(-z - _CUSUM_SLACK, -_CUSUM_STEP, _CUSUM_STEP)
     return _clamp(up + rise, 0.0, _CUSUM_ALARM), _clamp(down + fall, 0.0, _CUSUM_ALARM)
 

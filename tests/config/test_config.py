@@ -311,13 +311,13 @@ def test_state_and_trend_settings_default_and_override_key_by_key() -> None:
 defaults:
   failure_threshold: 4
   flap_window: 15m
-  trend: {baseline: 12h, min_factor: 2}
+  trend: {baseline: 12h, min_factor: 2, min_delta: 100ms}
 sites:
   - name: shop
     url: https://shop.example.com/
     failure_window: 6
     confirm: false
-    trend: {phases: [processing, total], limit: 2s}
+    trend: {phases: [processing, total], limit: 2s, min_delta: 20ms}
   - name: blog
     url: https://blog.example.com/
     timeout: 5s
@@ -332,6 +332,7 @@ sites:
     assert shop.policy.recovery_threshold == 2
     assert shop.trend.baseline == blog.trend.baseline == 43200
     assert shop.trend.min_factor == 2
+    assert (shop.trend.min_delta, blog.trend.min_delta) == (0.02, 0.1)
     assert shop.trend.phases == ("processing", "total")
     assert shop.trend.limit == 2
     assert blog.trend.phases == ("processing",)
@@ -346,3 +347,4 @@ def test_without_settings_every_monitor_gets_the_documented_defaults() -> None:
     assert policy.confirm
     assert tracking.trend.enabled
     assert tracking.trend.limit == 10.0
+    assert tracking.trend.min_delta == 0.05

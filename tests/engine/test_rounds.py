@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from monitor.models import (
     Cause,
     Check,
     DnsCheck,
+    Expect,
     HttpTarget,
     IcmpCheck,
     Origin,
@@ -78,6 +80,31 @@ def test_a_stand_alone_check_is_one_probe() -> None:
         [planned] = plan_round(check, T0)
         assert (planned.ctx.role, planned.ctx.origin, planned.spec) == (Role.EDGE, None, spec)
         assert planned.ctx.timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    ("expect", "origin_expect"),
+    [
+        pytest.param(Expect(max_latency=2.0), Expect(), id="max-latency-edge-only"),
+        pytest.param(
+            Expect(body_contains="ok", max_latency=2.0),
+            Expect(body_contains="ok"),
+            id="other-expectations-kept",
+        ),
+        pytest.param(Expect(), Expect(), id="no-max-latency"),
+    ],
+)
+def test_max_latency_judges_the_edge_not_the_origins(expect: Expect, origin_expect: Expect) -> None:
+    """A site answering 200 in 3 s against max_latency 2s is slow, not down: an origin
+    failing the edge's latency ceiling made it a down origin_fault (issue #21)."""
+    site = replace(SITE, expect=expect, checks=())
+    specs = [p.spec for p in plan_round(site, T0)]
+    assert all(isinstance(s, HttpTarget) for s in specs)
+    edge, *origins = [s for s in specs if isinstance(s, HttpTarget)]
+    assert edge.site.expect == expect
+    assert [o.site.expect for o in origins] == [origin_expect] * 3
+    assert [o.origin for o in origins] == [O1, O2, O3]
+    assert all(replace(o.site, expect=expect) == site for o in origins)
 
 
 def test_a_site_without_origins_or_checks_is_its_edge_alone() -> None:

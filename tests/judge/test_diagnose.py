@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor.judge.diagnose import Layer, Verdict, diagnose
+from monitor.judge.diagnose import _NOT_SLOWNESS, Layer, Verdict, diagnose
+from monitor.judge.signatures import SIGNATURES
 from monitor.models import Cause, Kind, Phases, ProbeResult, Role
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -16,9 +17,16 @@ FAST = Phases(connect=0.001, processing=0.002, transfer=0.001, total=0.004)
 
 
 def _edge(
-    cause: Cause, status: int | None = None, kind: Kind = Kind.HTTP, phases: Phases = FAST
+    cause: Cause,
+    status: int | None = None,
+    kind: Kind = Kind.HTTP,
+    phases: Phases = FAST,
+    signature: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> ProbeResult:
     return ProbeResult(
+        signature=signature,
+        headers=headers,
         monitor="shop",
         role=Role.EDGE,
         origin=None,
@@ -43,14 +51,22 @@ def _origin(cause: Cause, name: str = "o1", phases: Phases = FAST) -> ProbeResul
     )
 
 
+def _took(seconds: float) -> Phases:
+    return Phases(connect=0.001, processing=seconds, transfer=0.001, total=seconds + 0.002)
+
+
 BFF = _edge(Cause.BACKEND_FETCH_FAILED, 503)
 # The cache gave up after 1 s; the origin's first byte comes after 2 s.
 BFF_AFTER_1S = _edge(
-    Cause.BACKEND_FETCH_FAILED,
-    503,
-    phases=Phases(connect=0.001, processing=1.0, transfer=0.001, total=1.002),
+    Cause.BACKEND_FETCH_FAILED, 503, phases=_took(1.0), signature="varnish-backend-fetch-failed"
 )
-ORIGIN_2S = _origin(OK, phases=Phases(connect=0.001, processing=2.0, transfer=0.001, total=2.002))
+ORIGIN_2S = _origin(OK, phases=_took(2.0))
+# HAProxy retried a dead server for 3 s before its own "no server" page.
+HAPROXY_NO_SERVER_3S = _edge(
+    Cause.BACKEND_FETCH_FAILED, 503, phases=_took(3.0), signature="haproxy-no-server"
+)
+# A site answering 200 in 3 s against max_latency 2s.
+EDGE_SLOW_3S = _edge(Cause.SLOW, 200, phases=_took(3.0))
 
 CASES = [
     # (id, results, verdict, cause, layer, a word the hint must hold)
@@ -58,7 +74,7 @@ CASES = [
     ("edge-and-origins-up", [_edge(OK), _origin(OK)], Verdict.UP, OK, Layer.NONE, ""),
     (
         "edge-slower-than-max-latency-is-degraded",
-        [_edge(Cause.SLOW, 200), _origin(OK)],
+        [EDGE_SLOW_3S, _origin(OK)],
         Verdict.DEGRADED,
         Cause.SLOW,
         Layer.EDGE,
@@ -168,6 +184,142 @@ CASES = [
         Layer.APP,
         "planned",
     ),
+    # Issue #21: a slow but working site is slow, not down, and the hint speaks of slowness.
+    (
+        "slow-site-origin-answers-as-slowly",
+        [EDGE_SLOW_3S, _origin(OK, phases=_took(2.9))],
+        Verdict.DEGRADED,
+        Cause.SLOW,
+        Layer.ORIGIN,
+        "slow",
+    ),
+    (
+        "slow-site-origin-failed-max-latency-too",
+        [EDGE_SLOW_3S, _origin(Cause.SLOW, phases=_took(2.9))],
+        Verdict.DEGRADED,
+        Cause.SLOW,
+        Layer.ORIGIN,
+        "slow",
+    ),
+    (
+        "slow-site-origin-refused",
+        [EDGE_SLOW_3S, _origin(Cause.CONNECT_REFUSED)],
+        Verdict.DEGRADED,
+        Cause.CONNECT_REFUSED,
+        Layer.ORIGIN,
+        "not listening",
+    ),
+    # The proxy's page says which failure it was: it wins over the timing.
+    (
+        "haproxy-no-server-after-retries-is-not-slowness",
+        [HAPROXY_NO_SERVER_3S, _origin(OK, phases=_took(3.0))],
+        Verdict.EDGE_FAULT,
+        Cause.BACKEND_FETCH_FAILED,
+        Layer.EDGE,
+        "health probes",
+    ),
+    (
+        "haproxy-timeout-page-agrees-with-the-timing",
+        [
+            _edge(Cause.GATEWAY_TIMEOUT, 504, phases=_took(1.0), signature="haproxy-timeout"),
+            ORIGIN_2S,
+        ],
+        Verdict.ORIGIN_FAULT,
+        Cause.SLOW,
+        Layer.ORIGIN,
+        "timeout server",
+    ),
+    # Maintenance is what a window or the origin itself says, not a page hiding an outage.
+    (
+        "maintenance-page-every-origin-refuses",
+        [_edge(Cause.MAINTENANCE, 503), _origin(Cause.CONNECT_REFUSED)],
+        Verdict.ORIGIN_FAULT,
+        Cause.CONNECT_REFUSED,
+        Layer.ORIGIN,
+        "not listening",
+    ),
+    (
+        "maintenance-page-every-origin-times-out",
+        [
+            _edge(Cause.MAINTENANCE, 503),
+            _origin(Cause.TIMEOUT),
+            _origin(Cause.CONNECT_TIMEOUT, "o2"),
+        ],
+        Verdict.ORIGIN_FAULT,
+        Cause.TIMEOUT,
+        Layer.ORIGIN,
+        "never answers",
+    ),
+    (
+        "maintenance-said-by-the-origin-itself",
+        [_edge(Cause.MAINTENANCE, 503), _origin(Cause.MAINTENANCE)],
+        Verdict.MAINTENANCE,
+        Cause.MAINTENANCE,
+        Layer.APP,
+        "planned",
+    ),
+    (
+        "maintenance-page-while-an-origin-answers",
+        [_edge(Cause.MAINTENANCE, 503), _origin(OK), _origin(Cause.CONNECT_REFUSED, "o2")],
+        Verdict.MAINTENANCE,
+        Cause.MAINTENANCE,
+        Layer.APP,
+        "planned",
+    ),
+    (
+        "maintenance-page-no-origins",
+        [_edge(Cause.MAINTENANCE, 503)],
+        Verdict.MAINTENANCE,
+        Cause.MAINTENANCE,
+        Layer.APP,
+        "planned",
+    ),
+    # Other wrong words.
+    (
+        "edge-origins-and-tls-all-nxdomain-is-dns",
+        [
+            _edge(Cause.DNS_NXDOMAIN),
+            _origin(Cause.DNS_NXDOMAIN),
+            _origin(Cause.DNS_NXDOMAIN, "o2"),
+            _edge(Cause.DNS_NXDOMAIN, kind=Kind.TLS),
+        ],
+        Verdict.DNS_FAULT,
+        Cause.DNS_NXDOMAIN,
+        Layer.DNS,
+        "DNS records",
+    ),
+    (
+        "edge-nxdomain-origin-refused-is-dns",
+        [_edge(Cause.DNS_NXDOMAIN), _origin(Cause.CONNECT_REFUSED)],
+        Verdict.DNS_FAULT,
+        Cause.DNS_NXDOMAIN,
+        Layer.DNS,
+        "resolvers",
+    ),
+    (
+        "no-origin-never-answers",
+        [_edge(Cause.TIMEOUT)],
+        Verdict.DOWN,
+        Cause.TIMEOUT,
+        Layer.APP,
+        "never answers",
+    ),
+    (
+        "no-origin-broken-http",
+        [_edge(Cause.PROTOCOL_ERROR)],
+        Verdict.DOWN,
+        Cause.PROTOCOL_ERROR,
+        Layer.APP,
+        "proper HTTP",
+    ),
+    (
+        "no-origin-slow-is-degraded",
+        [EDGE_SLOW_3S],
+        Verdict.DEGRADED,
+        Cause.SLOW,
+        Layer.EDGE,
+        "latency",
+    ),
     (
         "no-origin-dns",
         [_edge(Cause.DNS_NXDOMAIN)],
@@ -227,6 +379,9 @@ CASES = [
 ]
 
 
+ANSWERED_WITH_AN_ERROR = {Cause.SERVER_ERROR, Cause.CLIENT_ERROR, Cause.BAD_GATEWAY}
+
+
 @pytest.mark.parametrize(
     ("results", "verdict", "cause", "layer", "hint_word"),
     [case[1:] for case in CASES],
@@ -238,6 +393,8 @@ def test_verdict(
     diagnosis = diagnose(results)
     assert (diagnosis.verdict, diagnosis.cause, diagnosis.layer) == (verdict, cause, layer)
     assert hint_word in diagnosis.hint
+    if cause not in ANSWERED_WITH_AN_ERROR:
+        assert "answers with an error" not in diagnosis.hint
     assert bool(diagnosis.hint) == (verdict is not Verdict.UP)
     assert diagnosis.summary
     assert len(diagnosis.evidence) == sum(not r.ok for r in results)
@@ -247,7 +404,93 @@ def test_slow_origin_says_both_numbers() -> None:
     diagnosis = diagnose([BFF_AFTER_1S, ORIGIN_2S])
     assert "2.0 s" in diagnosis.summary
     assert "1.0 s" in diagnosis.summary
-    assert "first-byte timeout is about 1.0 s" in diagnosis.hint
+    assert "Varnish's first_byte_timeout is about 1.0 s" in diagnosis.hint
+
+
+SETTINGS = (
+    "first_byte_timeout",
+    "timeout server",
+    "ProxyTimeout",
+    "proxy_read_timeout",
+    "response_header_timeout",
+)
+
+
+@pytest.mark.parametrize(
+    ("cause", "status", "signature", "headers", "setting"),
+    [
+        pytest.param(
+            Cause.BACKEND_FETCH_FAILED,
+            503,
+            "varnish-backend-fetch-failed",
+            (),
+            "raise Varnish's first_byte_timeout",
+            id="varnish-page",
+        ),
+        pytest.param(
+            Cause.BACKEND_FETCH_FAILED,
+            503,
+            None,
+            (("Via", "1.1 varnish (Varnish/7.1)"),),
+            "raise Varnish's first_byte_timeout",
+            id="varnish-via",
+        ),
+        pytest.param(
+            Cause.GATEWAY_TIMEOUT,
+            504,
+            "haproxy-timeout",
+            (),
+            "raise HAProxy's timeout server",
+            id="haproxy-page",
+        ),
+        pytest.param(
+            Cause.GATEWAY_TIMEOUT,
+            504,
+            None,
+            (("Server", "Apache/2.4.62 (Debian)"),),
+            "raise Apache's ProxyTimeout",
+            id="apache-server-header",
+        ),
+        pytest.param(
+            Cause.GATEWAY_TIMEOUT,
+            504,
+            "nginx-gateway-timeout",
+            (("Server", "nginx/1.22.1"),),
+            "raise nginx's proxy_read_timeout",
+            id="nginx-page",
+        ),
+        pytest.param(
+            Cause.GATEWAY_TIMEOUT,
+            504,
+            None,
+            (("Server", "Caddy"),),
+            "raise Caddy's response_header_timeout",
+            id="caddy-server-header",
+        ),
+        pytest.param(
+            Cause.GATEWAY_TIMEOUT, 504, None, (), "raise the edge's timeout", id="unknown"
+        ),
+    ],
+)
+def test_slow_origin_hint_names_the_setting_of_the_proxy_that_answered(
+    cause: Cause,
+    status: int,
+    signature: str | None,
+    headers: tuple[tuple[str, str], ...],
+    setting: str,
+) -> None:
+    """Varnish's first_byte_timeout was named for every proxy; an unknown one gets none."""
+    edge = _edge(cause, status, phases=_took(1.0), signature=signature, headers=headers)
+    diagnosis = diagnose([edge, ORIGIN_2S])
+    assert (diagnosis.verdict, diagnosis.cause) == (Verdict.ORIGIN_FAULT, Cause.SLOW)
+    assert setting in diagnosis.hint
+    named = [s for s in SETTINGS if s in diagnosis.hint]
+    assert len(named) == (0 if signature is None and not headers else 1), diagnosis.hint
+
+
+def test_the_pages_that_beat_the_timing_are_known_signatures() -> None:
+    known = {signature.name for signature in SIGNATURES}
+    assert known >= _NOT_SLOWNESS
 
 
 def test_evidence_names_who_answered_and_when() -> None:

@@ -6,6 +6,8 @@ import random
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from monitor.judge.diagnose import Layer, Verdict
 from monitor.judge.state import Policy, State
 from monitor.judge.tracker import Tracker, Tracking
@@ -88,3 +90,51 @@ def test_a_creeping_origin_is_forecast_to_reach_the_limit() -> None:
     assert found.diagnosis.verdict is Verdict.DEGRADED
     assert ttfb < 1.0  # seen well before the 2 s limit (or a 1 s max_latency) is crossed
     assert "reaches the 2 s limit in about" in found.diagnosis.hint
+
+
+def _edge_round(time: datetime, ttfb: float) -> list[ProbeResult]:
+    phases = Phases(0.001, 0.002, None, ttfb, 0.001, ttfb + 0.004)
+    return [ProbeResult("shop", Role.EDGE, None, time, True, Cause.OK, status=200, phases=phases)]
+
+
+def _healthy_jitter(rng: random.Random, rounds: int) -> list[float]:
+    """Issue #21's loopback sites: TTFB 5 ms then 8 ms, with a 17 ms spike now and then."""
+    return [
+        0.017 if rng.random() < 0.06 else (0.005 if i < 200 else 0.008) * rng.uniform(0.8, 1.2)
+        for i in range(rounds)
+    ]
+
+
+# (id, edge TTFB of each round every 5 s, whether a degraded incident may open)
+HEALTHY_OR_NOT = [
+    ("healthy-5ms-to-8ms-with-spikes", _healthy_jitter(random.Random(21), 700), False),
+    ("healthy-steady-200ms", [0.2] * 300, False),
+    (
+        "regressed-then-faster-than-usual",
+        [0.2] * 100 + [0.6] * 10 + [0.05, 0.05, 0.05, 0.6] * 5,
+        True,
+    ),
+    ("step-3x-on-200ms", [0.2] * 100 + [0.6] * 8, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("ttfbs", "opens"),
+    [case[1:] for case in HEALTHY_OR_NOT],
+    ids=[case[0] for case in HEALTHY_OR_NOT],
+)
+def test_slower_than_usual_is_said_only_of_what_is_slower(ttfbs: list[float], opens: bool) -> None:
+    """A monitor that cries wolf is broken: healthy jitter opens nothing, and a summary
+    never calls a level faster than its baseline "slower than usual"."""
+    tracker = Tracker({"shop": Tracking(Policy(confirm=False), TrendSettings())})
+    time, opened = T0, False
+    for ttfb in ttfbs:
+        found = tracker.assess("shop", _edge_round(time, ttfb), time)
+        time += timedelta(seconds=5)
+        opened = opened or (found.change is not None and found.change.incident is not None)
+        summary = found.diagnosis.summary
+        factor = re.search(r"TTFB (\d+(?:\.\d)?)\N{MULTIPLICATION SIGN} its", summary)
+        if summary.startswith("slower than usual"):
+            assert factor is not None, summary
+            assert float(factor.group(1)) > 1, summary
+    assert opened is opens

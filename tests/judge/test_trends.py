@@ -128,6 +128,77 @@ def test_cusum_catches_a_shift_too_noisy_for_k_of_n() -> None:
     assert signals[at].cusum_shift == "up"
 
 
+ROUND = 5.0  # seconds: a site checked every 5 s, as the false alarms were seen
+
+
+def _jitter(level: float, count: int, rng: random.Random) -> list[float]:
+    """A healthy fast site on a busy host: +-20 % around ``level``, and about one point in
+    sixteen a 17 ms spike (the p95 of the report in issue #21)."""
+    return [
+        0.017 if rng.random() < 0.06 else level * (1 + rng.uniform(-0.2, 0.2)) for _ in range(count)
+    ]
+
+
+def _around(level: float, count: int, rng: random.Random) -> list[float]:
+    return [level * (1 + rng.uniform(-0.1, 0.1)) for _ in range(count)]
+
+
+def _creep(level: float, count: int, rng: random.Random) -> list[float]:
+    return [level * 1.02**n * (1 + rng.uniform(-0.1, 0.1)) for n in range(1, count + 1)]
+
+
+REALISTIC = [
+    # (id, warm series, then the series judged, rounds to the first regression or None)
+    (
+        "healthy-jitter-5-to-8ms",
+        lambda r: _jitter(0.005, 200, r),
+        lambda r: _jitter(0.008, 400, r),
+        None,
+    ),
+    ("healthy-steady-5-to-8ms", lambda r: [0.005] * 200, lambda r: [0.008] * 400, None),
+    ("healthy-200ms-site-plus-40ms", lambda r: _around(0.2, 200, r), lambda r: [0.24] * 400, None),
+    ("step-3x-on-200ms-site", lambda r: _around(0.2, 200, r), lambda r: _around(0.6, 20, r), 5),
+    # 2 % a round is 1.5x (300 ms) after 21 rounds; the k-of-n count needs 5 of those.
+    ("creep-2pct-on-200ms-site", lambda r: _around(0.2, 200, r), lambda r: _creep(0.2, 200, r), 26),
+]
+
+
+@pytest.mark.parametrize(
+    ("warm", "judged", "rounds"),
+    [case[1:] for case in REALISTIC],
+    ids=[case[0] for case in REALISTIC],
+)
+def test_a_regression_must_be_slower_by_a_margin_that_matters(
+    warm: Callable[[random.Random], list[float]],
+    judged: Callable[[random.Random], list[float]],
+    rounds: int | None,
+) -> None:
+    """The factor alone made a healthy 5 ms site that went to 8 ms "1.6x slower": the
+    ``min_delta`` floor (50 ms) keeps it quiet, on the k-of-n count and the CUSUM alike,
+    while real slowdowns of a realistic site are still caught as quickly."""
+    rng = random.Random(21)
+    before, after = warm(rng), judged(rng)
+    state = None
+    signals = []
+    for i, value in enumerate([*before, *after]):
+        state, signal = update(state, value, T0 + timedelta(seconds=ROUND * i), SETTINGS)
+        signals.append(signal)
+    found = [i - len(before) + 1 for i, s in enumerate(signals) if s.regressed]
+    assert (found[0] if found else None) == rounds
+    if rounds is None:
+        assert all(s.cusum_shift != "up" for s in signals)
+
+
+@pytest.mark.parametrize(
+    ("min_delta", "regressed"),
+    [(0.0, True), (0.002, True), (0.05, False)],
+)
+def test_min_delta_is_the_absolute_floor(min_delta: float, regressed: bool) -> None:
+    settings = replace(SETTINGS, min_delta=min_delta)
+    _, signals = feed([0.005] * 100 + [0.015] * 20, settings)
+    assert any(s.regressed for s in signals) is regressed
+
+
 @pytest.mark.parametrize("recovery", [5, 3])
 def test_regression_clears_after_recovery_normal_samples(recovery: int) -> None:
     rng = random.Random(7)
@@ -269,6 +340,7 @@ def test_forecast(eta: float | None, limit: float | None, text: str | None) -> N
         pytest.param(lambda: TrendSettings(anomalous=9, window=8), id="k-over-n"),
         pytest.param(lambda: TrendSettings(recovery=0), id="recovery-zero"),
         pytest.param(lambda: TrendSettings(limit=0.0), id="limit-zero"),
+        pytest.param(lambda: TrendSettings(min_delta=-0.01), id="delta-negative"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(make: Callable[[], TrendSettings]) -> None:
