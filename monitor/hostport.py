@@ -19,3 +19,20 @@ def split_host_port(text: str) -> tuple[str, int | None]:
         return "", None
     found = match.group("port")
     return match.group("v6") or match.group("host"), None if found is None else int(found)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its userinfo (``user:password@``) replaced by ``***@``, for people:
+    a URL's credentials go to the server it names, never to logs, pages or the database."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url  # the usual case, at the cost of one scan
+    end = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark)
+        if 0 <= found < end:
+            end = found
+    _, at, host = rest[:end].rpartition("@")
+    if not at:
+        return url  # the @ is in the path or query, not the authority
+    return f"{scheme}://***@{host}{rest[end:]}"

@@ -47,7 +47,7 @@ class Cause(StrEnum):
     TLS_CERT_INVALID = "tls_cert_invalid"
     TLS_CERT_EXPIRING = "tls_cert_expiring"  # valid, but expires sooner than configured
     TIMEOUT = "timeout"  # connected, but no first byte in time
-    READ_TIMEOUT = "read_timeout"  # headers came, the body did not finish in time
+    READ_TIMEOUT = "read_timeout"  # bytes came, the head or the body did not finish in time
     PROTOCOL_ERROR = "protocol_error"
     CLIENT_ERROR = "client_error"
     RATE_LIMITED = "rate_limited"
@@ -222,8 +222,8 @@ Monitor = Site | Check
 class Phases:
     """Seconds spent in each phase; ``None`` for a phase never reached or not measurable.
 
-    ``connect`` includes the TLS handshake (the HTTP client makes the connection ready in
-    one step), so ``tls`` stays ``None`` for HTTP probes; the TLS check times it alone.
+    ``connect`` is the TCP connect alone; ``tls`` is the TLS handshake (``None`` for plain
+    HTTP), as blackbox_exporter splits them.
     """
 
     resolve: float | None = None

@@ -12,6 +12,7 @@ from monitor.config.durations import parse_duration
 from monitor.config.load import Config
 from monitor.engine.runner import probe_round
 from monitor.errors import MonitorError
+from monitor.hostport import redacted_url
 from monitor.judge.diagnose import Verdict, diagnose
 from monitor.judge.maintenance import Window, window_at
 from monitor.models import Monitor, Origin, Site
@@ -26,7 +27,7 @@ def site_from_arguments(url: str, origins: list[str], timeout: str) -> Site:
     """A one-off site from ``monitor check URL --origin ... --timeout ...``."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{url!r} is not an http:// or https:// URL with a host")
+        raise UsageError(f"{redacted_url(url)!r} is not an http:// or https:// URL with a host")
     try:
         seconds = parse_duration(timeout)
     except ValueError as exc:

@@ -184,9 +184,18 @@ def _timeout(stamps: Stamps, timeout: float) -> Outcome:
     if stamps.dns_start is not None and stamps.dns_end is None:
         return Outcome(Cause.DNS_TIMEOUT, f"no DNS answer {limit}")
     if stamps.connect_end is None:
+        if stamps.tls_start is not None and stamps.tls_end is None:
+            return Outcome(Cause.CONNECT_TIMEOUT, f"connected, but no TLS handshake {limit}")
         return Outcome(Cause.CONNECT_TIMEOUT, f"no connection {limit}")
-    if stamps.headers is None:
+    if stamps.first_byte is None and stamps.headers is None:
         return Outcome(Cause.TIMEOUT, f"no first byte {limit}")
+    if stamps.headers is None:
+        assert stamps.first_byte is not None
+        after = stamps.first_byte - stamps.connect_end
+        return Outcome(
+            Cause.READ_TIMEOUT,
+            f"response head not complete {limit} (its first bytes came after {after:.3g}s)",
+        )
     return Outcome(Cause.READ_TIMEOUT, f"body not complete {limit}")
 
 

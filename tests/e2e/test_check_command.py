@@ -147,3 +147,32 @@ async def test_bad_usage_exits_2_with_one_line(args: list[str], message: str) ->
     assert err.startswith("monitor check: ")
     assert message in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[int]:
+    """A site on 127.0.0.1 that answers 200 only to Basic ops:s3cret, else 401."""
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Basic b3BzOnMzY3JldA==":
+            return web.Response(status=401, text="who are you?")
+        return web.Response(text="welcome, ops")
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield runner.addresses[0][1]
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("output", [(), ("--json",)], ids=["text", "json"])
+async def test_a_password_in_the_url_authenticates_and_is_never_printed(
+    guarded: int, output: tuple[str, ...]
+) -> None:
+    code, out, err = await _monitor("check", f"http://ops:s3cret@127.0.0.1:{guarded}/", *output)
+
+    assert (code, err) == (0, "")  # up: the server took the URL's credentials
+    assert "s3cret" not in out
+    assert f"http://***@127.0.0.1:{guarded}/" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -623,3 +624,48 @@ async def test_json_detail_names_the_value(serve: Serve, clients: Clients) -> No
 
     assert result.detail == 'json data.state: expected "down", got "up"'
     assert json.loads(result.body) == STATUS
+
+
+@pytest.mark.parametrize("via_proxy", [False, True], ids=["direct", "through-a-proxy"])
+@pytest.mark.parametrize(
+    ("userinfo", "authorization"),
+    [
+        pytest.param("ops:s3cret", "Basic b3BzOnMzY3JldA==", id="user-and-password"),
+        pytest.param(
+            "ops%40shop:pa%3As3cret", "Basic b3BzQHNob3A6cGE6czNjcmV0", id="percent-encoded"
+        ),
+    ],
+)
+async def test_a_urls_credentials_go_to_the_server_and_nowhere_else(
+    serve: Serve,
+    clients: Clients,
+    seen: list[Seen],
+    proxy: Proxy,
+    caplog: pytest.LogCaptureFixture,
+    via_proxy: bool,
+    userinfo: str,
+    authorization: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = await serve()
+    request = HttpRequest(proxy=f"http://127.0.0.1:{proxy.port}" if via_proxy else None)
+    result = await _probe(clients, f"http://{userinfo}@127.0.0.1:{port}/page", request)
+
+    assert result.ok
+    [received] = seen
+    assert received.headers["Authorization"] == authorization
+    assert result.target == f"http://***@127.0.0.1:{port}/page"
+    assert "s3cret" not in repr(result)  # nowhere on the result...
+    assert "s3cret" not in caplog.text  # ...nor in the logs
+
+
+async def test_configured_credentials_win_over_the_urls(
+    serve: Serve, clients: Clients, seen: list[Seen]
+) -> None:
+    port = await serve()
+    request = HttpRequest(bearer_token="t0ken")
+    result = await _probe(clients, f"http://ops:s3cret@127.0.0.1:{port}/", request)
+
+    assert result.ok
+    [received] = seen
+    assert received.headers["Authorization"] == "Bearer t0ken"

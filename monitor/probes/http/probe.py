@@ -15,7 +15,7 @@ import base64
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from time import perf_counter
 
@@ -23,7 +23,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from monitor.hostport import split_host_port
+from monitor.hostport import redacted_url, split_host_port
 from monitor.models import (
     Expect,
     HttpRequest,
@@ -124,12 +124,14 @@ def _transport(clients: Clients, request: HttpRequest) -> Transport:
 def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
     site, origin = target.site, target.origin
     if origin is None:
-        return _Plan(_url(site.url), site.request, site.expect, None, site.url)
+        url, user = _site_url(site.url)
+        return _Plan(url, _with_user(site.request, user), site.expect, None, redacted_url(site.url))
     if origin.url is not None:
         # A health endpoint answers differently from the site's page: ask it plainly.
-        return _Plan(_url(origin.url), HttpRequest(), Expect(), None, origin.url)
+        url, user = _site_url(origin.url)
+        return _Plan(url, _with_user(HttpRequest(), user), Expect(), None, redacted_url(origin.url))
     assert origin.address is not None  # config allows exactly one of url and address
-    url = _url(site.url)
+    url, user = _site_url(site.url)
     assert url.port is not None  # config accepts only http and https URLs
     host, port = _address(origin.address, url.port)
     verify: ssl.SSLContext | bool = origin.tls_verify  # False: no verification at all
@@ -137,8 +139,30 @@ def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
         verify = tls.verifying(origin.tls_verify_name)
     via = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return _Plan(
-        url, site.request, site.expect, _ConnectTo(host, port, verify), f"{site.url} via {via}"
+        url,
+        _with_user(site.request, user),
+        site.expect,
+        _ConnectTo(host, port, verify),
+        f"{redacted_url(site.url)} via {via}",
     )
+
+
+@lru_cache(maxsize=1 << 20)
+def _site_url(text: str) -> tuple[URL, tuple[str, str] | None]:
+    """A configured URL without its userinfo, and that userinfo as (user, password): the
+    request carries it as an Authorization header, and the URL shown or stored never holds
+    it."""
+    url = _url(text)
+    if url.raw_user is None:
+        return url, None
+    return url.with_user(None), (url.user or "", url.password or "")
+
+
+def _with_user(request: HttpRequest, user: tuple[str, str] | None) -> HttpRequest:
+    """``request``, authenticated with the URL's credentials unless it has its own."""
+    if user is None or request.basic_auth is not None or request.bearer_token is not None:
+        return request
+    return replace(request, basic_auth=user)
 
 
 async def _run(
@@ -189,7 +213,7 @@ async def _fetch(transport: Transport, plan: _Plan, rec: Recorder) -> None:
         if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
             method, body = "GET", None  # what browsers do
         if (method, url) in seen:
-            raise RedirectError(f"redirect loop: back to {url}")
+            raise RedirectError(f"redirect loop: back to {redacted_url(str(url))}")
         seen.add((method, url))
         rec.redirects += 1
 
@@ -203,7 +227,8 @@ def _fetchable(url: URL, rec: Recorder) -> Iterator[None]:
     except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
         if rec.redirects == 0:
             raise
-        raise RedirectError(f"redirect to a URL that cannot be fetched: {url}") from exc
+        shown = redacted_url(str(url))
+        raise RedirectError(f"redirect to a URL that cannot be fetched: {shown}") from exc
 
 
 @lru_cache(maxsize=1 << 20)  # more than any config's URLs: a miss a check would cost
@@ -260,7 +285,7 @@ def _redirect_url(url: URL, location: str) -> URL:
     try:
         return url.join(URL(location))
     except ValueError as exc:  # e.g. a port out of range
-        raise RedirectError(f"redirect to an invalid URL: {location!r}") from exc
+        raise RedirectError(f"redirect to an invalid URL: {redacted_url(location)!r}") from exc
 
 
 def _kept_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
@@ -278,4 +303,4 @@ def _described(plan: _Plan, rec: Recorder) -> str:
     if rec.redirects == 0:
         return plan.target
     plural = "s" if rec.redirects > 1 else ""
-    return f"{plan.target}, {rec.redirects} redirect{plural} to {rec.url}"
+    return f"{plan.target}, {rec.redirects} redirect{plural} to {redacted_url(str(rec.url))}"

@@ -2,11 +2,17 @@
 
 Trace hooks write ``perf_counter()`` stamps on a per-request :class:`Recorder` as aiohttp
 passes each point; :func:`monitor.probes.phases.to_phases` turns them into durations.
-Requests without a proxy go through :mod:`monitor.probes.http.wire` instead.
+aiohttp has no hook for the TLS handshake nor the first byte, so the connector
+(:class:`_Connector`) stamps the handshake and hands the request's recorder to the
+connection's protocol (:class:`_Handler`), which stamps the first byte and caps the head
+at :data:`HEAD_LIMIT` bytes, as the wire client does. Requests without a proxy go through
+:mod:`monitor.probes.http.wire` instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,15 +21,28 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from time import perf_counter
 from types import SimpleNamespace
+from typing import Any, cast
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
+from aiohttp.http import HttpProcessingError, RawResponseMessage
+from aiohttp.streams import StreamReader
+from aiohttp.tracing import Trace
 
 from monitor.models import IpVersion
 from monitor.probes.http.record import Peer, Recorder
 from monitor.probes.http.tlsnames import TlsContexts, not_after
-from monitor.probes.http.transport import BODY_LIMIT, USER_AGENT, Ask, Redirect
+from monitor.probes.http.transport import (
+    BODY_LIMIT,
+    HEAD_LIMIT,
+    HEAD_TOO_LARGE,
+    USER_AGENT,
+    Ask,
+    Redirect,
+)
 
 __all__ = ["FamilyResolver", "PeerResponse", "Proxied", "proxied_session", "resolving"]
 
@@ -33,6 +52,7 @@ _FAMILIES = {
     IpVersion.V6: socket.AF_INET6,
 }
 _family: ContextVar[socket.AddressFamily] = ContextVar("probe_family", default=socket.AF_UNSPEC)
+_recording: ContextVar[Recorder | None] = ContextVar("probe_recorder", default=None)
 
 _Hook = Callable[[aiohttp.ClientSession, SimpleNamespace, object], Awaitable[None]]
 
@@ -46,7 +66,7 @@ def proxied_session(
     of requests that verify as usual.
     """
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(
+        connector=_Connector(
             limit=limit,
             ssl=tls.verified,
             force_close=True,  # a fresh connection per check, so connect time is real
@@ -67,6 +87,13 @@ class Proxied:
     session: aiohttp.ClientSession
 
     async def exchange(self, ask: Ask, rec: Recorder) -> Redirect | None:
+        token = _recording.set(rec)  # for the connector, which runs in this task
+        try:
+            return await self._exchange(ask, rec)
+        finally:
+            _recording.reset(token)
+
+    async def _exchange(self, ask: Ask, rec: Recorder) -> Redirect | None:
         response = await self.session.request(
             ask.method,
             ask.to,
@@ -154,6 +181,85 @@ class PeerResponse(aiohttp.ClientResponse):
         return await super().start(connection)
 
 
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connector, stamping the TLS handshake with the target on the running
+    request's recorder, and giving each new connection a :class:`_Handler` that reads it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        handler = functools.partial(_Handler, loop=self._loop)
+        self._factory = cast("functools.partial[ResponseHandler]", handler)
+
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
+    ) -> Connection:
+        connection = await super().connect(req, traces, timeout)
+        protocol = connection.protocol
+        if isinstance(protocol, _Handler):
+            protocol.rec = _recording.get()
+        return connection
+
+    async def _start_tls_connection(
+        self,
+        underlying_transport: asyncio.Transport,
+        req: ClientRequest,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
+        client_error: type[Exception] = aiohttp.ClientConnectorError,
+    ) -> tuple[asyncio.BaseTransport, ResponseHandler]:
+        # The handshake with the target, once a proxy's CONNECT tunnel is up.
+        rec = _recording.get()
+        if rec is not None:
+            rec.stamps.tls_start = perf_counter()
+        ready = await super()._start_tls_connection(
+            underlying_transport, req, timeout, client_error
+        )
+        if rec is not None:
+            rec.stamps.tls_end = perf_counter()
+        return ready
+
+
+class _Handler(ResponseHandler):
+    """aiohttp's protocol, noting the answer's first byte on ``rec`` and refusing a head
+    of more than :data:`HEAD_LIMIT` bytes (aiohttp's own limits allow about 1 MB)."""
+
+    rec: Recorder | None = None  # set once the connection is the request's; None after the head
+    _head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        rec = self.rec
+        if rec is None:
+            super().data_received(data)
+            return
+        if not self._head_bytes:
+            rec.stamps.first_byte = perf_counter()
+        self._head_bytes += len(data)
+        super().data_received(data)
+        if self.rec is not None and self._head_bytes > HEAD_LIMIT:  # and still no head
+            self._too_large()
+
+    def feed_data(self, data: tuple[RawResponseMessage, StreamReader], size: int = 0) -> None:
+        # A parsed head; it may have come whole in the chunk that crossed the limit.
+        if self.rec is not None:
+            self.rec = None
+            if self._head_bytes > HEAD_LIMIT and _head_size(data[0].raw_headers) > HEAD_LIMIT:
+                self._too_large()
+                return
+        super().feed_data(data, size)
+
+    def _too_large(self) -> None:
+        self.rec = None
+        if self.transport is not None:
+            self.transport.close()
+        self.set_exception(HttpProcessingError(message=HEAD_TOO_LARGE))
+
+
+def _head_size(headers: tuple[tuple[bytes, bytes], ...]) -> int:
+    return sum(len(name) + len(value) + 4 for name, value in headers)
+
+
 def _trace_config() -> aiohttp.TraceConfig:
     config = aiohttp.TraceConfig()
     config.on_connection_queued_start.append(_stamp("queued_start"))
@@ -183,5 +289,12 @@ async def _on_connection_create_start(
     rec = ctx.trace_request_ctx
     if isinstance(rec, Recorder):
         rec.stamps = replace(
-            rec.stamps, connect_start=perf_counter(), dns_start=None, dns_end=None, connect_end=None
+            rec.stamps,
+            connect_start=perf_counter(),
+            dns_start=None,
+            dns_end=None,
+            tls_start=None,
+            tls_end=None,
+            connect_end=None,
+            first_byte=None,
         )

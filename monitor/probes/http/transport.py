@@ -23,6 +23,7 @@ from monitor.probes.http.record import Recorder
 
 __all__ = [
     "BODY_LIMIT",
+    "HEAD_LIMIT",
     "TOKEN_PUNCTUATION",
     "USER_AGENT",
     "Ask",
@@ -33,6 +34,13 @@ __all__ = [
 
 BODY_LIMIT = 64 * 1024
 """Bytes of the body kept; the rest is never read, so a huge body cannot grow memory."""
+
+HEAD_LIMIT = 64 * 1024
+"""Bytes an answer's head (status line and headers) may take; more is a protocol error.
+Servers refuse far less from clients (nginx 32 KiB, Apache 100 lines of 8 KiB), and a head
+that big is a broken or hostile server, which must not grow our memory either."""
+
+HEAD_TOO_LARGE = f"response head larger than {HEAD_LIMIT // 1024} KiB"
 
 USER_AGENT = f"monitor/{__version__}"
 

@@ -18,6 +18,7 @@ reads: :class:`ConnectFailed` (with the socket's or TLS's own error), :class:`Ba
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 import ssl
@@ -33,7 +34,7 @@ from aiohttp.abc import AbstractResolver
 
 from monitor.probes.http.record import Peer, Recorder
 from monitor.probes.http.tlsnames import not_after
-from monitor.probes.http.transport import Redirect
+from monitor.probes.http.transport import HEAD_LIMIT, HEAD_TOO_LARGE, Redirect
 
 HAPPY_EYEBALLS_DELAY = 0.25
 """Seconds before the next address is tried while one still connects (aiohttp's value)."""
@@ -149,26 +150,28 @@ class Dialer:
     async def _connect(
         self, loop: asyncio.AbstractEventLoop, request: Request, answer: _Answer, rec: Recorder
     ) -> asyncio.Transport:
+        """A connection ready for the request: TCP connected, then the TLS handshake done
+        apart (``tls_*`` stamps), so each has its own phase."""
         host, port = request.host, request.port
-        rec.stamps.connect_start = perf_counter()
+        stamps = rec.stamps
+        stamps.connect_start = perf_counter()
         server_name = request.server_name if request.tls is not None else None
         try:
             infos = await self._addresses(host, port, rec)
             if len(infos) == 1:  # the loop's own connect, in C: cheaper than a socket here
                 family, _, _, _, address = infos[0]
                 transport, _ = await loop.create_connection(
-                    lambda: answer,
-                    str(address[0]),
-                    int(address[1]),
-                    family=family,
-                    ssl=request.tls,
-                    server_hostname=server_name,
+                    lambda: answer, str(address[0]), int(address[1]), family=family
                 )
+                if request.tls is not None:
+                    stamps.tls_start = perf_counter()
+                    transport = await _handshake(loop, transport, answer, request.tls, server_name)
+                    stamps.tls_end = perf_counter()
             else:
-                transport = await _first_ready(loop, infos, answer, request.tls, server_name)
+                transport = await _first_ready(loop, infos, answer, request.tls, server_name, rec)
         except OSError as exc:
             raise ConnectFailed(host, port, exc) from exc
-        rec.stamps.connect_end = perf_counter()
+        stamps.connect_end = perf_counter()
         rec.peer = _peer(transport)
         return transport
 
@@ -198,21 +201,40 @@ class Dialer:
         ]
 
 
+async def _handshake(
+    loop: asyncio.AbstractEventLoop,
+    transport: asyncio.Transport,
+    answer: _Answer,
+    tls: ssl.SSLContext,
+    server_name: str | None,
+) -> asyncio.Transport:
+    """``transport`` upgraded to TLS; the TCP connection is closed if the handshake fails."""
+    upgraded = await loop.start_tls(transport, answer, tls, server_hostname=server_name)
+    if upgraded is None:  # only for a transport closing meanwhile
+        transport.abort()
+        raise ConnectionResetError(errno.ECONNRESET, "connection closed during TLS handshake")
+    return upgraded
+
+
 async def _first_ready(
     loop: asyncio.AbstractEventLoop,
     infos: list[aiohappyeyeballs.AddrInfoType],
     answer: _Answer,
     tls: ssl.SSLContext | None,
     server_name: str | None,
+    rec: Recorder,
 ) -> asyncio.Transport:
     """A connection to one of several addresses, raced as aiohttp does; an address whose
     TLS handshake fails is dropped and the others are tried (one bad node of a name)."""
     left = list(infos)
+    stamps = rec.stamps
     while True:
         sock = await aiohappyeyeballs.start_connection(
             left, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1
         )
         peer = sock.getpeername()
+        if tls is not None:
+            stamps.tls_start, stamps.tls_end = perf_counter(), None  # this address's handshake
         try:
             transport, _ = await loop.create_connection(
                 lambda: answer, sock=sock, ssl=tls, server_hostname=server_name
@@ -222,6 +244,8 @@ async def _first_ready(
             if not left:
                 raise
             continue
+        if tls is not None:
+            stamps.tls_end = perf_counter()
         return transport
 
 
@@ -247,6 +271,7 @@ class _Answer(asyncio.Protocol):
         self._until_close = False  # the body runs until the server hangs up
         self._body = bytearray()
         self._in_body = False
+        self._head_bytes = 0  # received while the head is not complete
         self._coding = ""  # the body's Content-Encoding, lower case
         self._inflate: zlib._Decompress | None = None  # a gzip or deflate body, once begun
 
@@ -265,6 +290,11 @@ class _Answer(asyncio.Protocol):
         parser = self._parser
         if parser is None or self.done.done():
             return
+        in_head = not self._in_body
+        if in_head:
+            if not self._head_bytes:  # the answer's first byte (an interim one's, if any)
+                self._rec.stamps.first_byte = perf_counter()
+            self._head_bytes += len(data)
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -276,9 +306,12 @@ class _Answer(asyncio.Protocol):
                 else:
                     self._fail(BadResponse(_words(exc)))
             return
-        if self._in_body and not self.done.done() and len(self._body) >= self._limit:
-            self._rec.body_truncated = True  # more was coming: stop reading here
-            self._finish(None)
+        if self._in_body:
+            if not self.done.done() and len(self._body) >= self._limit:
+                self._rec.body_truncated = True  # more was coming: stop reading here
+                self._finish(None)
+        elif in_head and self._head_bytes > HEAD_LIMIT:
+            self._fail(BadResponse(HEAD_TOO_LARGE))  # and more of it may be coming
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost decides
@@ -310,6 +343,9 @@ class _Answer(asyncio.Protocol):
             self._headers.clear()
             return
         headers = tuple(self._headers)
+        if self._head_bytes > HEAD_LIMIT and _head_size(headers) > HEAD_LIMIT:
+            self._fail(BadResponse(HEAD_TOO_LARGE))  # it came whole in the chunk that crossed
+            return
         if status in self._follow:
             location = next((v for n, v in headers if n.lower() == "location"), None)
             if location is not None:
@@ -376,6 +412,11 @@ def _wbits(coding: str, first: int) -> int:
     if coding == "deflate" and first & 0xF != 8:
         return -zlib.MAX_WBITS
     return _WBITS[coding]
+
+
+def _head_size(headers: tuple[tuple[str, str], ...]) -> int:
+    """About the bytes ``headers`` took on the wire (name, ": ", value, CRLF each)."""
+    return sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _words(exc: Exception) -> str:

@@ -1,0 +1,24 @@
+"""Userinfo taken out of URLs shown to people."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.hostport import redacted_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://shop.test/", "http://shop.test/"),
+        ("https://ops:s3cret@shop.test:8443/a?b=c", "https://***@shop.test:8443/a?b=c"),
+        ("http://t0ken@shop.test/", "http://***@shop.test/"),
+        ("http://a:b@c@shop.test/", "http://***@shop.test/"),
+        ("http://shop.test/mail?to=ops@shop.test", "http://shop.test/mail?to=ops@shop.test"),
+        ("http://shop.test/@home", "http://shop.test/@home"),
+        ("http://ops:pw@shop.test#x@y", "http://***@shop.test#x@y"),
+        ("shop.test:80", "shop.test:80"),
+    ],
+)
+def test_redacted_url(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
