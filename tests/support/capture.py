@@ -21,10 +21,11 @@ from tests.support.errorpages import FIXTURES
 from tests.support.proxies import (
     Proxy,
     TlsOrigins,
+    make_tls_origins,
     running_apache,
     running_caddy,
     running_haproxy,
-    running_tls_origins,
+    serving,
 )
 
 Start = Callable[[int, int, TlsOrigins], AbstractContextManager[Proxy]]
@@ -118,7 +119,8 @@ def curl(url: str, body_file: Path) -> tuple[str, int]:
 async def capture(product: str, start: Start, statuses: dict[str, str], work: Path) -> None:
     port = free_port(ORIGIN_HOST)
     with closed_port() as dead, ExitStack() as stack:
-        async with running_tls_origins(work) as tls, running_origin(port) as origin:
+        tls = make_tls_origins(work)
+        async with serving(tls), running_origin(port) as origin:
             proxy = await asyncio.to_thread(stack.enter_context, start(port, dead, tls))
             await _prime(proxy, origin, work)
             for page in _pages(product, statuses):

@@ -66,13 +66,25 @@ class Proxy:
 
 @dataclass(frozen=True, slots=True)
 class TlsOrigins:
-    """The test CA's file, and an HTTPS origin port per certificate kind."""
+    """The test CA's file, and per certificate kind an HTTPS origin's port and certificate.
+
+    Made once (the proxies' configs name the ports); served per test by ``serving``.
+    """
 
     ca_file: Path
     ports: dict[str, int]
+    certs: dict[str, trustme.LeafCert]
 
     def url(self, kind: str, path: str = "/") -> str:
         return f"https://{ORIGIN_HOST}:{self.ports[kind]}{path}"
+
+
+def make_tls_origins(directory: Path) -> TlsOrigins:
+    ca = trustme.CA()
+    ca_file = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ports = {kind: free_port(ORIGIN_HOST) for kind in TLS_KINDS}
+    return TlsOrigins(ca_file, ports, {kind: _leaf(ca, kind) for kind in TLS_KINDS})
 
 
 def _leaf(ca: trustme.CA, kind: str) -> trustme.LeafCert:
@@ -87,23 +99,18 @@ def _leaf(ca: trustme.CA, kind: str) -> trustme.LeafCert:
 
 
 @asynccontextmanager
-async def running_tls_origins(directory: Path) -> AsyncIterator[TlsOrigins]:
-    """HTTPS origins on ``ORIGIN_HOST``, one per kind of bad certificate."""
-    ca = trustme.CA()
-    ca_file = directory / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
+async def serving(tls: TlsOrigins) -> AsyncIterator[None]:
+    """The HTTPS origins on ``ORIGIN_HOST``, one per kind of bad certificate."""
     runners: list[web.AppRunner] = []
-    ports: dict[str, int] = {}
     try:
-        for kind in TLS_KINDS:
+        for kind, port in tls.ports.items():
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            _leaf(ca, kind).configure_cert(context)
+            tls.certs[kind].configure_cert(context)
             runner = web.AppRunner(_origin_app(), shutdown_timeout=0.2)
             await runner.setup()
             runners.append(runner)
-            ports[kind] = free_port(ORIGIN_HOST)
-            await web.TCPSite(runner, ORIGIN_HOST, ports[kind], ssl_context=context).start()
-        yield TlsOrigins(ca_file, ports)
+            await web.TCPSite(runner, ORIGIN_HOST, port, ssl_context=context).start()
+        yield
     finally:
         for runner in runners:
             await runner.cleanup()
@@ -188,7 +195,8 @@ def _haproxy_tls(ports: dict[str, int], tls: TlsOrigins) -> tuple[str, str]:
                 else "verify none"
             )
             server = f"server shop {ORIGIN_HOST}:{port} ssl {check}"
-            backends.append(f"backend {backend}\n    {server}\n")
+            # httpclose: no idle TLS connection outlives a test's origin.
+            backends.append(f"backend {backend}\n    option httpclose\n    {server}\n")
     return "".join(frontends), "".join(backends)
 
 
@@ -292,7 +300,8 @@ def _apache_tls(ports: dict[str, int], tls: TlsOrigins) -> str:
             )
             hosts.append(
                 f"<VirtualHost 127.0.0.1:{ports[f'tls-{kind}-{mode}']}>\n    {checks}"
-                f"    ProxyPass / https://{ORIGIN_HOST}:{port}/ retry=0\n</VirtualHost>\n"
+                f"    ProxyPass / https://{ORIGIN_HOST}:{port}/ retry=0 disablereuse=On\n"
+                "</VirtualHost>\n"
             )
     return "".join(hosts)
 
@@ -380,7 +389,8 @@ def _caddy_tls(ports: dict[str, int], tls: TlsOrigins) -> str:
             sites.append(
                 f"http://127.0.0.1:{ports[f'tls-{kind}-{mode}']} {{\n"
                 f"    reverse_proxy https://{ORIGIN_HOST}:{port} {{\n"
-                f"        transport http {{\n            {check}\n        }}\n    }}\n}}\n"
+                f"        transport http {{\n            {check}\n            keepalive off\n"
+                "        }\n    }\n}\n"
             )
     return "".join(sites)
 
