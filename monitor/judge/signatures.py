@@ -4,6 +4,10 @@ A signature matches a response by status, headers and body text — never by the
 phrase alone, which HTTP/2 does not have. Body text comes first: an origin's own 5xx
 passing through a cache carries the cache's ``Via``/``X-Varnish`` headers but the
 origin's body, and is not the cache's failure.
+
+Body texts are matched on normalised whitespace: real pages wrap their sentences (Apache's
+stock 503 breaks "service your\nrequest" over lines), so a signature's text is written with
+single spaces and the page's runs of whitespace are folded to one space before matching.
 """
 
 from __future__ import annotations
@@ -27,12 +31,20 @@ class Signature:
     body: tuple[str, ...] = ()  # any one of these (lower-case) in the body
     header: tuple[str, str] | None = None  # (name, lower-case text in its value), required
     says: str = ""  # what the page means, in plain words
+    absent: str = ""  # a header (lower-case name) whose presence rules the signature out
+    empty: bool = False  # the product sends no body at all: a page with a body is not it
 
     def matches(self, status: int, headers: dict[str, str], body: str) -> bool:
+        """``headers``' names and values and ``body`` lower-case, the body's whitespace
+        folded to single spaces."""
         if status not in self.statuses:
             return False
         if self.header is not None and self.header[1] not in headers.get(self.header[0], ""):
             return False
+        if self.absent and self.absent in headers:
+            return False
+        if self.empty:
+            return not body
         return not self.body or any(text in body for text in self.body)
 
 
@@ -159,6 +171,15 @@ SIGNATURES: tuple[Signature, ...] = (
         says="Apache's proxy got no valid answer from the backend",
     ),
     Signature(
+        "apache-proxy-internal",
+        "Apache mod_proxy",
+        Cause.BAD_GATEWAY,
+        frozenset({500}),
+        # Its 500 page when it cannot talk to the backend at all, e.g. a failed TLS handshake.
+        body=("<h1>proxy error</h1> the proxy server could not handle the request",),
+        says="Apache's proxy could not talk to the backend",
+    ),
+    Signature(
         "apache-proxy-unavailable",
         "Apache mod_proxy",
         Cause.BACKEND_FETCH_FAILED,
@@ -166,6 +187,9 @@ SIGNATURES: tuple[Signature, ...] = (
         body=("the server is temporarily unable to service your request",),
         header=("server", "apache"),
         says="Apache could not pass the request on to its backend",
+        # The very same stock page comes from a maintenance rule, which adds Retry-After;
+        # mod_proxy's own 503 has none.
+        absent="retry-after",
     ),
     Signature(
         "nginx-bad-gateway",
@@ -183,6 +207,33 @@ SIGNATURES: tuple[Signature, ...] = (
         body=("<center>nginx",),
         says="the upstream did not answer nginx in time",
     ),
+    Signature(
+        "caddy-bad-gateway",
+        "Caddy",
+        Cause.BAD_GATEWAY,
+        frozenset({502}),
+        header=("server", "caddy"),
+        empty=True,
+        says="Caddy could not get an answer from its upstream",
+    ),
+    Signature(
+        "caddy-gateway-timeout",
+        "Caddy",
+        Cause.GATEWAY_TIMEOUT,
+        frozenset({504}),
+        header=("server", "caddy"),
+        empty=True,
+        says="the upstream did not answer Caddy in time",
+    ),
+    Signature(
+        "caddy-no-upstream",
+        "Caddy",
+        Cause.BACKEND_FETCH_FAILED,
+        frozenset({503}),
+        header=("server", "caddy"),
+        empty=True,
+        says="Caddy has no healthy upstream",
+    ),
 )
 """Known error responses, most specific first: the first that matches is the one."""
 
@@ -194,7 +245,8 @@ def identify(status: int, headers: Sequence[tuple[str, str]], body: bytes) -> Si
     if status < 500:
         return None
     lowered = {name.lower(): value.lower() for name, value in headers}
-    text = body[:16384].decode("utf-8", errors="replace").lower()
+    # split() folds every run of whitespace, newlines included; failing responses only.
+    text = " ".join(body[:16384].decode("utf-8", errors="replace").lower().split())
     return next((s for s in SIGNATURES if s.matches(status, lowered, text)), None)
 
 

@@ -25,6 +25,43 @@ CAPTURED = [
     ("nginx_origin_500_passthrough", Cause.SERVER_ERROR, None),
     ("varnish_a_backend_up", Cause.OK, None),
     ("nginx_static_200", Cause.OK, None),
+    # HAProxy 2.6: one "No server is available" page for a refused, unchecked, down or
+    # untrusted server; only the time to answer differs (its retries).
+    ("haproxy_503_origin_stopped", Cause.BACKEND_FETCH_FAILED, "haproxy-no-server"),
+    ("haproxy_503_wrong_port", Cause.BACKEND_FETCH_FAILED, "haproxy-no-server"),
+    ("haproxy_503_health_check_down", Cause.BACKEND_FETCH_FAILED, "haproxy-no-server"),
+    ("haproxy_503_tls_expired_verify", Cause.BACKEND_FETCH_FAILED, "haproxy-no-server"),
+    ("haproxy_503_tls_wrong_name_verify", Cause.BACKEND_FETCH_FAILED, "haproxy-no-server"),
+    ("haproxy_504_slow_origin", Cause.GATEWAY_TIMEOUT, "haproxy-timeout"),
+    ("haproxy_origin_500_passthrough", Cause.SERVER_ERROR, None),
+    # The operator's own errorfile: HAProxy's words are gone, Retry-After says "later".
+    ("haproxy_503_friendly_page", Cause.MAINTENANCE, None),
+    ("haproxy_503_maintenance", Cause.MAINTENANCE, None),
+    ("haproxy_200_tls_expired_noverify", Cause.OK, None),
+    ("haproxy_200_tls_wrong_name_noverify", Cause.OK, None),
+    # Apache 2.4 mod_proxy: the stock 503 wraps its sentence over three lines.
+    ("apache_503_origin_stopped", Cause.BACKEND_FETCH_FAILED, "apache-proxy-unavailable"),
+    ("apache_503_wrong_port", Cause.BACKEND_FETCH_FAILED, "apache-proxy-unavailable"),
+    ("apache_502_slow_origin", Cause.BAD_GATEWAY, "apache-proxy-error"),
+    ("apache_500_tls_expired_verify", Cause.BAD_GATEWAY, "apache-proxy-internal"),
+    ("apache_500_tls_wrong_name_verify", Cause.BAD_GATEWAY, "apache-proxy-internal"),
+    ("apache_origin_500_passthrough", Cause.SERVER_ERROR, None),
+    # The same stock 503 page from a maintenance rule, which adds Retry-After.
+    ("apache_503_maintenance", Cause.MAINTENANCE, None),
+    ("apache_200_cached_origin_stopped", Cause.OK, None),
+    ("apache_200_tls_expired_noverify", Cause.OK, None),
+    ("apache_200_tls_wrong_name_noverify", Cause.OK, None),
+    # Caddy 2.6: empty bodies, only the status and "Server: Caddy" tell.
+    ("caddy_502_origin_stopped", Cause.BAD_GATEWAY, "caddy-bad-gateway"),
+    ("caddy_502_wrong_port", Cause.BAD_GATEWAY, "caddy-bad-gateway"),
+    ("caddy_502_tls_expired_verify", Cause.BAD_GATEWAY, "caddy-bad-gateway"),
+    ("caddy_502_tls_wrong_name_verify", Cause.BAD_GATEWAY, "caddy-bad-gateway"),
+    ("caddy_504_slow_origin", Cause.GATEWAY_TIMEOUT, "caddy-gateway-timeout"),
+    ("caddy_503_health_check_down", Cause.BACKEND_FETCH_FAILED, "caddy-no-upstream"),
+    ("caddy_origin_500_passthrough", Cause.SERVER_ERROR, None),
+    ("caddy_503_maintenance", Cause.MAINTENANCE, None),
+    ("caddy_200_tls_expired_noverify", Cause.OK, None),
+    ("caddy_200_tls_wrong_name_noverify", Cause.OK, None),
 ]
 
 

@@ -285,10 +285,12 @@ def _server_directory(name: str) -> Iterator[Path]:
 
 
 @contextmanager
-def _daemon(command: list[str], port: int, log: Path) -> Iterator[None]:
+def _daemon(
+    command: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
     """Run ``command`` until the block ends, once it answers HTTP on 127.0.0.1:``port``."""
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_until_answering(process, port, log)
         yield
