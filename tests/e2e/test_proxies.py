@@ -5,9 +5,6 @@ would, against a proxy site from tests/support/proxies.py, and compares the edge
 and the round's verdict, layer, cause and hint with what the operator should be told. The
 pages these servers send are kept in tests/fixtures/error-pages (``haproxy_*``,
 ``apache_*``, ``caddy_*``) and checked in tests/judge/test_signatures.py.
-
-Scenarios marked ``xfail(strict=True)`` fail today only because of a diagnosis rule that
-#21 changes in monitor/judge/diagnose.py; the mark goes once that change is merged.
 """
 
 from __future__ import annotations
@@ -102,9 +99,6 @@ REFUSED = (("down", "not listening"),)
 CONFIG = (("backend definition", "config"),)
 HEALTH = (("health",),)
 CERTIFICATE = (("certificate",),)
-PAGE_WINS = "#21 diagnosis: the proxy's page wins over the timing (HAProxy's 503 after retries)"
-RETRY_AFTER = "#21 diagnosis: a Retry-After 503 while every origin refuses is an outage"
-SETTING = "#21 diagnosis: the slow-origin hint names the answering proxy's setting"
 
 
 def _common(proxy: Literal["haproxy", "apache", "caddy"], pages: dict[str, str]) -> list[Any]:
@@ -130,7 +124,6 @@ def _common(proxy: Literal["haproxy", "apache", "caddy"], pages: dict[str, str])
                 verdict="origin_fault", layer="origin", hint=((setting,),),
             ),
             id=f"{proxy}-origin-slower-than-{setting.replace(' ', '-')}",
-            marks=pytest.mark.xfail(strict=True, reason=SETTING),
         ),
         pytest.param(
             Scenario(
@@ -195,7 +188,6 @@ SCENARIOS = [
             verdict="edge_fault", layer="edge", cause="backend_fetch_failed", hint=CONFIG,
         ),
         id="haproxy-wrong-backend-port-slow-page",
-        marks=pytest.mark.xfail(strict=True, reason=PAGE_WINS),
     ),
     pytest.param(
         Scenario(
@@ -212,7 +204,6 @@ SCENARIOS = [
             verdict="origin_fault", layer="origin", cause="connect_refused", hint=REFUSED,
         ),
         id="haproxy-friendly-retry-after-page-while-origin-refuses",
-        marks=pytest.mark.xfail(strict=True, reason=RETRY_AFTER),
     ),
     *_common(
         "apache",
