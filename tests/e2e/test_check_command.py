@@ -176,3 +176,41 @@ async def test_a_password_in_the_url_authenticates_and_is_never_printed(
     assert (code, err) == (0, "")  # up: the server took the URL's credentials
     assert "s3cret" not in out
     assert f"http://***@127.0.0.1:{guarded}/" in out
+
+
+@pytest.fixture
+async def slow_site() -> AsyncIterator[int]:
+    """A site on 127.0.0.1 whose every answer is a 200 that takes 0.4 s."""
+
+    async def answer(_: web.Request) -> web.Response:
+        await asyncio.sleep(0.4)  # the server's own latency, not a wait of the test
+        return web.Response(text="slow but fine")
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield runner.addresses[0][1]
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("with_origin", [False, True], ids=["alone", "with-origin"])
+async def test_a_slow_but_working_site_is_degraded_not_down(
+    slow_site: int, tmp_path: Path, with_origin: bool
+) -> None:
+    """max_latency is what users wait at the edge: a slow 200 is degraded/slow, origins or not."""
+    origins = f"    origins: [{{name: app, address: '127.0.0.1:{slow_site}'}}]\n"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"sites:\n  - name: shop\n    url: http://127.0.0.1:{slow_site}/\n"
+        "    expect: {max_latency: 200ms}\n" + (origins if with_origin else ""),
+        encoding="utf-8",
+    )
+    code, out, err = await _monitor("check", "-c", str(config), "shop", "--json")
+
+    assert (code, err) == (1, "")
+    report = json.loads(out)
+    assert (report["verdict"], report["cause"]) == ("degraded", "slow")
+    assert [p["ok"] for p in report["probes"]] == [False, True] if with_origin else [False]
+    assert "error" not in report["hint"]
