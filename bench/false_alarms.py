@@ -275,7 +275,7 @@ def _detection(
     ``name`` opened at or after it (incidents before it are false alarms)."""
     series = [(_epoch(t), p) for n, t, p, _, _ in rounds if n == name]
     times = [t for t, _ in series]
-    before = [t for t in times if t < change]
+    before = _rounds([t for t in times if t < change], plan.interval)
     mine = [i for i in opened if i[0] == name]
     caught = next((i for i in mine if i[1] >= change and i[2] in ("degraded", "down")), None)
     out: dict[str, Any] = {
@@ -286,15 +286,27 @@ def _detection(
         "caught": caught is not None,
     }
     if caught is None:
-        after = [t for t in times if t >= change]
+        after = _rounds([t for t in times if t >= change], plan.interval)
         out["rounds_watched_after_change"] = len(after)
         return out
     at = caught[1]
-    out["rounds"] = sum(change <= t <= at for t in times)
+    # A slow round is re-checked at once: its re-check is stored too, but is not a round.
+    out["rounds"] = len(_rounds([t for t in times if change <= t <= at], plan.interval))
+    out["results"] = sum(change <= t <= at for t in times)
     out["seconds"] = round(at - change, 1)
     out["state"], out["verdict"], out["cause"], out["summary"] = (*caught[2:5], caught[6])
     out["delay_at_detection_ms"] = round(delay(spec, at) * 1000)
     return out
+
+
+def _rounds(times: list[float], interval: float) -> list[float]:
+    """The start of each round among sorted result ``times``: a result less than half an
+    interval after the round's first is its re-check."""
+    starts: list[float] = []
+    for t in times:
+        if not starts or t - starts[-1] >= interval / 2:
+            starts.append(t)
+    return starts
 
 
 def _metrics(url: str) -> dict[str, float]:
@@ -327,9 +339,9 @@ def _report(out: dict[str, Any]) -> str:
         f" {' '.join(load['loadavg_end'])}",
         f"healthy rounds: {out['healthy_rounds']['results']} results,"
         f" causes {out['healthy_rounds']['causes']}, TTFB {out['healthy_rounds']['ttfb_ms']}",
-        f"false alarms: {fa['incidents']} incidents on {fa['sites_with_incidents']} of"
-        f" {fa['healthy_sites']} healthy sites in {fa['site_hours']} site-hours ="
-        f" {fa['per_1000_site_hours']} per 1,000 site-hours"
+        f"false alarms: {fa['incidents']} incident{'' if fa['incidents'] == 1 else 's'}"
+        f" on {fa['sites_with_incidents']} of {fa['healthy_sites']} healthy sites in"
+        f" {fa['site_hours']} site-hours = {fa['per_1000_site_hours']} per 1,000 site-hours"
         + (f", the first {fa['first_at_s']} s in" if fa["first_at_s"] is not None else ""),
     ]
     for (state, cause, verdict), count in fa["by_state_cause_verdict"]:
@@ -345,7 +357,8 @@ def _report(out: dict[str, Any]) -> str:
         )
         if d["caught"]:
             head += (
-                f"caught after {d['rounds']} rounds, {d['seconds']} s ({d['state']}, cause"
+                f"caught on round {d['rounds']} after it ({d['results']} results with"
+                f" re-checks), {d['seconds']} s ({d['state']}, cause"
                 f" {d['cause']}, delay then {d['delay_at_detection_ms']} ms): {d['summary']}"
             )
         else:
