@@ -153,7 +153,7 @@ def _site_url(text: str) -> tuple[URL, tuple[str, str] | None]:
     request carries it as an Authorization header, and the URL shown or stored never holds
     it."""
     url = _url(text)
-    if url.raw_user is None:
+    if url.raw_user is None and url.raw_password is None:  # ``http://:token@host/`` has one
         return url, None
     return url.with_user(None), (url.user or "", url.password or "")
 
