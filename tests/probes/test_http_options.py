@@ -235,6 +235,16 @@ async def test_request_options_reach_the_server(
             id="loop",
         ),
         pytest.param(
+            "/status/302?to=//ops:s3cret@127.0.0.1:99999/",
+            FOLLOW,
+            Cause.PROTOCOL_ERROR,
+            "redirect to an invalid URL: '//***@127.0.0.1:99999/'",
+            None,
+            ["/status/302?to=//ops:s3cret@127.0.0.1:99999/"],
+            "",
+            id="to-an-invalid-scheme-relative-url-with-credentials",
+        ),
+        pytest.param(
             "/status/302?to=ftp://files.test/",
             FOLLOW,
             Cause.PROTOCOL_ERROR,
