@@ -34,7 +34,7 @@ from aiohttp.abc import AbstractResolver
 
 from monitor.probes.http.record import Peer, Recorder
 from monitor.probes.http.tlsnames import not_after
-from monitor.probes.http.transport import HEAD_LIMIT, HEAD_TOO_LARGE, Redirect
+from monitor.probes.http.transport import HEAD_LIMIT, HEAD_TOO_LARGE, Redirect, head_size
 
 HAPPY_EYEBALLS_DELAY = 0.25
 """Seconds before the next address is tried while one still connects (aiohttp's value)."""
@@ -343,7 +343,7 @@ class _Answer(asyncio.Protocol):
             self._headers.clear()
             return
         headers = tuple(self._headers)
-        if self._head_bytes > HEAD_LIMIT and _head_size(headers) > HEAD_LIMIT:
+        if self._head_bytes > HEAD_LIMIT and head_size(headers) > HEAD_LIMIT:
             self._fail(BadResponse(HEAD_TOO_LARGE))  # it came whole in the chunk that crossed
             return
         if status in self._follow:
@@ -412,11 +412,6 @@ def _wbits(coding: str, first: int) -> int:
     if coding == "deflate" and first & 0xF != 8:
         return -zlib.MAX_WBITS
     return _WBITS[coding]
-
-
-def _head_size(headers: tuple[tuple[str, str], ...]) -> int:
-    """About the bytes ``headers`` took on the wire (name, ": ", value, CRLF each)."""
-    return sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _words(exc: Exception) -> str:
