@@ -23,8 +23,12 @@ def split_host_port(text: str) -> tuple[str, int | None]:
 
 def redacted_url(url: str) -> str:
     """``url`` with its userinfo (``user:password@``) replaced by ``***@``, for people:
-    a URL's credentials go to the server it names, never to logs, pages or the database."""
-    scheme, sep, rest = url.partition("://")
+    a URL's credentials go to the server it names, never to logs, pages or the database.
+    A scheme-relative URL (``//user:password@host/``, as a Location may be) is one too."""
+    if url.startswith("//"):  # before looking for "://", which its query may hold
+        scheme, sep, rest = "", "//", url[2:]
+    else:
+        scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url  # the usual case, at the cost of one scan
     end = len(rest)
@@ -35,4 +39,4 @@ def redacted_url(url: str) -> str:
     _, at, host = rest[:end].rpartition("@")
     if not at:
         return url  # the @ is in the path or query, not the authority
-    return f"{scheme}://***@{host}{rest[end:]}"
+    return f"{scheme}{sep}***@{host}{rest[end:]}"

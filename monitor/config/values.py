@@ -9,7 +9,7 @@ import yaml
 from yarl import URL
 
 from monitor.config.yamlnodes import NodeReader
-from monitor.hostport import split_host_port
+from monitor.hostport import redacted_url, split_host_port
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -32,7 +32,8 @@ def http_url(reader: NodeReader, node: yaml.Node, field: str) -> str:
         port_ok = False
         parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or " " in url:
-        raise reader.error(node, field, f"{url!r} is not an http:// or https:// URL with a host")
+        shown = redacted_url(url)  # the message goes to stderr and the reload log
+        raise reader.error(node, field, f"{shown!r} is not an http:// or https:// URL with a host")
     return url
 
 

@@ -11,9 +11,10 @@ from typing import Protocol
 
 from monitor import logs
 from monitor.engine.judging import Judge
-from monitor.engine.plan import plan_round
+from monitor.engine.plan import PlannedProbe, plan_round
+from monitor.hostport import redacted_url
 from monitor.metrics.registry import Metrics
-from monitor.models import Monitor, ProbeResult
+from monitor.models import DnsCheck, HttpTarget, IcmpCheck, Monitor, ProbeResult
 from monitor.probes import Clients, run_probe
 from monitor.probes.slots import ProbeSlots
 
@@ -52,12 +53,33 @@ async def probe_round(
             results.append(outcome)
         elif isinstance(outcome, Exception):
             # A bug of ours in one probe must not cost the round its other results.
-            log.error(
-                "probe of %s (%s) failed: %r", monitor.name, probe.spec, outcome, exc_info=outcome
-            )
+            shown = _shown(probe)
+            log.error("probe of %s (%s) failed: %r", monitor.name, shown, outcome, exc_info=outcome)
         else:
             raise outcome  # cancellation and other BaseExceptions go on up
     return results
+
+
+def _shown(probe: PlannedProbe) -> str:
+    """A probe as a log line may name it: its kind and target, with no URL's userinfo and
+    none of the request's credentials or headers (a spec's repr holds them all)."""
+    spec = probe.spec
+    where = "" if probe.ctx.origin is None else f"origin {probe.ctx.origin}, "
+    if isinstance(spec, HttpTarget):
+        origin = spec.origin
+        if origin is not None and origin.url is not None:
+            target = redacted_url(origin.url)
+        elif origin is not None:
+            target = f"{redacted_url(spec.site.url)} via {origin.address}"
+        else:
+            target = redacted_url(spec.site.url)
+        return f"{where}http {target}"
+    if isinstance(spec, DnsCheck):
+        return f"{where}dns {spec.record} {spec.query}"
+    if isinstance(spec, IcmpCheck):
+        return f"{where}icmp {spec.host}"
+    kind = type(spec).__name__.removesuffix("Check").lower()  # tcp or tls
+    return f"{where}{kind} {spec.host}:{spec.port}"
 
 
 class Runner:

@@ -14,6 +14,7 @@ from monitor.models import (
     Check,
     DnsCheck,
     Expect,
+    HttpRequest,
     HttpTarget,
     IcmpCheck,
     Origin,
@@ -138,3 +139,26 @@ async def test_a_probe_that_raises_costs_the_round_only_its_own_result(
         results = await probe_round(clients, site, T0)
     assert [(r.role, r.cause) for r in results] == [(Role.EDGE, Cause.OK)]
     assert "bug in the origin probe" in caplog.text
+
+
+async def test_a_probe_that_raises_is_logged_without_the_sites_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A URL no client can fetch raises out of the probe (a bad config, not the site's
+    failure); the log line names the monitor and its target, never the credentials."""
+    site = Site(
+        name="shop",
+        url="ftp://ops:s3cret@shop.test/",
+        interval=10.0,
+        timeout=1.0,
+        request=HttpRequest(bearer_token="t0ken", headers=(("X-Api-Key", "k3y"),)),
+        origins=(Origin(name="o1", address="127.0.0.1:1"),),
+    )
+    async with make_clients() as clients:
+        results = await probe_round(clients, site, T0)
+
+    assert results == []
+    assert "probe of shop (http ftp://***@shop.test/) failed" in caplog.text
+    assert "probe of shop (origin o1, http ftp://***@shop.test/ via 127.0.0.1:1)" in caplog.text
+    for secret in ("s3cret", "t0ken", "k3y"):
+        assert secret not in caplog.text

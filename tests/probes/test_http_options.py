@@ -35,6 +35,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ANY = Expect()
 PLAIN = HttpRequest()
 FOLLOW = HttpRequest(follow_redirects=True)
+PRIVATE = "Basic OnMzY3JldA=="  # an empty user and the password "s3cret", as curl sends them
 STATUS = {"data": {"state": "up", "version": "2.4.1", "replicas": [{"ok": True}]}}
 
 
@@ -70,6 +71,8 @@ async def _answer(request: web.Request) -> web.StreamResponse:
         return web.json_response(STATUS, headers={"X-Cache": "HIT", "Age": "12"})
     if path == "/slow":
         await asyncio.sleep(0.3)
+    if path == "/private" and request.headers.get("Authorization") != PRIVATE:
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="shop"'})
     if path == "/moved":
         return web.Response(status=301, text="MOVED PERMANENTLY!!", headers={"Location": "/empty"})
     if path == "/empty":
@@ -230,6 +233,16 @@ async def test_request_options_reach_the_server(
             ["/loop"],
             "",
             id="loop",
+        ),
+        pytest.param(
+            "/status/302?to=//ops:s3cret@127.0.0.1:99999/",
+            FOLLOW,
+            Cause.PROTOCOL_ERROR,
+            "redirect to an invalid URL: '//***@127.0.0.1:99999/'",
+            None,
+            ["/status/302?to=//ops:s3cret@127.0.0.1:99999/"],
+            "",
+            id="to-an-invalid-scheme-relative-url-with-credentials",
         ),
         pytest.param(
             "/status/302?to=ftp://files.test/",
@@ -634,6 +647,7 @@ async def test_json_detail_names_the_value(serve: Serve, clients: Clients) -> No
         pytest.param(
             "ops%40shop:pa%3As3cret", "Basic b3BzQHNob3A6cGE6czNjcmV0", id="percent-encoded"
         ),
+        pytest.param(":s3cret", PRIVATE, id="password-alone"),
     ],
 )
 async def test_a_urls_credentials_go_to_the_server_and_nowhere_else(
@@ -657,6 +671,21 @@ async def test_a_urls_credentials_go_to_the_server_and_nowhere_else(
     assert result.target == f"http://***@127.0.0.1:{port}/page"
     assert "s3cret" not in repr(result)  # nowhere on the result...
     assert "s3cret" not in caplog.text  # ...nor in the logs
+
+
+@pytest.mark.parametrize("via_proxy", [False, True], ids=["direct", "through-a-proxy"])
+async def test_a_password_without_a_user_opens_a_private_page(
+    serve: Serve, clients: Clients, proxy: Proxy, via_proxy: bool
+) -> None:
+    """``http://:token@host/``: a URL with no user but a password (a token, as some APIs
+    take it) authenticates with an empty user; the page answers 401 to anything else."""
+    port = await serve()
+    request = HttpRequest(proxy=f"http://127.0.0.1:{proxy.port}" if via_proxy else None)
+    result = await _probe(clients, f"http://:s3cret@127.0.0.1:{port}/private", request)
+
+    assert (result.ok, result.status) == (True, 200), result.detail
+    assert result.target == f"http://***@127.0.0.1:{port}/private"
+    assert "s3cret" not in repr(result)
 
 
 async def test_configured_credentials_win_over_the_urls(

@@ -23,6 +23,7 @@ from monitor.models import (
     Cause,
     Expect,
     Kind,
+    Origin,
     ProbeContext,
     ProbeResult,
     Role,
@@ -30,7 +31,9 @@ from monitor.models import (
     StatusRange,
 )
 from monitor.probes import Clients, HttpTarget, make_clients, run_probe
+from monitor.probes.http import probe as http_probe
 from monitor.probes.http.probe import BODY_LIMIT
+from monitor.probes.http.tlsnames import TlsContexts
 from tests.support.names import LocalNames
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -674,3 +677,23 @@ async def test_a_name_with_one_address_failing_tls_is_checked_on_the_next(
         await broken.wait_closed()
 
     assert (result.cause, result.peer_ip, result.body) == (Cause.OK, "127.0.0.1", b"hello")
+
+
+def test_a_urls_plan_is_worked_out_once_not_on_every_check() -> None:
+    """Parsing a URL, redacting it, splitting an origin's address and adding the URL's
+    credentials to the request happen once per URL: a check reuses what the last made."""
+    site = Site(
+        "shop",
+        "https://ops:s3cret@shop.test/",
+        interval=30.0,
+        timeout=5.0,
+        origins=(Origin("o1", address="203.0.113.10:8443"), Origin("o2", url="http://:t@o2/")),
+    )
+    tls = TlsContexts()
+    for target in [HttpTarget(site), *(HttpTarget(site, origin) for origin in site.origins)]:
+        first, again = http_probe._plan(target, tls), http_probe._plan(target, tls)
+        assert (again.url, again.request, again.target) == (first.url, first.request, first.target)
+        assert again.request is first.request
+        assert again.target is first.target
+        assert first.request.basic_auth in (("ops", "s3cret"), ("", "t"))
+        assert "s3cret" not in first.target

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from time import perf_counter
+from typing import NamedTuple
 
 import aiohttp
 from multidict import CIMultiDict
@@ -63,6 +64,8 @@ KEPT_HEADERS = (
 )
 """Response headers that tell who answered (CDN, cache, proxy, origin); others are dropped."""
 
+_PLAIN = HttpRequest()
+_ANY = Expect()
 _KEPT_RANK = {name.lower(): rank for rank, name in enumerate(KEPT_HEADERS)}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -124,43 +127,67 @@ def _transport(clients: Clients, request: HttpRequest) -> Transport:
 def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
     site, origin = target.site, target.origin
     if origin is None:
-        url, user = _site_url(site.url)
-        return _Plan(url, _with_user(site.request, user), site.expect, None, redacted_url(site.url))
+        found = _endpoint(site.url)  # most checks: the site's edge
+        request = _with_user(site.request, found.user)
+        return _Plan(found.url, request, site.expect, None, found.shown)
     if origin.url is not None:
         # A health endpoint answers differently from the site's page: ask it plainly.
-        url, user = _site_url(origin.url)
-        return _Plan(url, _with_user(HttpRequest(), user), Expect(), None, redacted_url(origin.url))
+        found = _endpoint(origin.url)
+        return _Plan(found.url, _with_user(_PLAIN, found.user), _ANY, None, found.shown)
     assert origin.address is not None  # config allows exactly one of url and address
-    url, user = _site_url(site.url)
-    assert url.port is not None  # config accepts only http and https URLs
-    host, port = _address(origin.address, url.port)
+    found = _endpoint(site.url, origin.address)
     verify: ssl.SSLContext | bool = origin.tls_verify  # False: no verification at all
     if origin.tls_verify and origin.tls_verify_name is not None:
         verify = tls.verifying(origin.tls_verify_name)
-    via = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return _Plan(
-        url,
-        _with_user(site.request, user),
+        found.url,
+        _with_user(site.request, found.user),
         site.expect,
-        _ConnectTo(host, port, verify),
-        f"{redacted_url(site.url)} via {via}",
+        _ConnectTo(found.host, found.port, verify),
+        found.shown,
     )
 
 
-@lru_cache(maxsize=1 << 20)
-def _site_url(text: str) -> tuple[URL, tuple[str, str] | None]:
-    """A configured URL without its userinfo, and that userinfo as (user, password): the
-    request carries it as an Authorization header, and the URL shown or stored never holds
-    it."""
-    url = _url(text)
-    if url.raw_user is None:
-        return url, None
-    return url.with_user(None), (url.user or "", url.password or "")
+class _Endpoint(NamedTuple):
+    """A configured URL as each of its checks needs it, worked out once."""
+
+    url: URL  # without its userinfo
+    user: tuple[str, str] | None  # that userinfo as (user, password)
+    shown: str  # for people: the URL redacted, and the address the connection goes to
+    host: str = ""  # the origin's address, when the connection goes there
+    port: int = 0
+
+
+@lru_cache(maxsize=1 << 20)  # more than any config's URLs: a miss a check would cost
+def _endpoint(text: str, address: str | None = None) -> _Endpoint:
+    """A configured URL without its userinfo, and that userinfo: the request carries it as
+    an Authorization header, and the URL shown or stored never holds it. With ``address``,
+    where an origin's connection goes instead (the URL's port unless it names one).
+
+    Cached: parsing (yarl takes ~20 µs), redacting and the address's split would otherwise
+    be done on every check of the same URL. A raise (a malformed address) is not cached.
+    """
+    url, user = URL(text), None
+    if url.raw_user is not None or url.raw_password is not None:  # ``http://:token@host/``
+        url, user = url.with_user(None), (url.user or "", url.password or "")
+    shown = redacted_url(text)
+    if address is None:
+        return _Endpoint(url, user, shown)
+    assert url.port is not None  # config accepts only http and https URLs
+    host, port = _address(address, url.port)
+    via = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return _Endpoint(url, user, f"{shown} via {via}", host, port)
 
 
 def _with_user(request: HttpRequest, user: tuple[str, str] | None) -> HttpRequest:
     """``request``, authenticated with the URL's credentials unless it has its own."""
-    if user is None or request.basic_auth is not None or request.bearer_token is not None:
+    return request if user is None else _authenticated(request, user)
+
+
+@lru_cache(maxsize=1 << 20)  # an entry for each site whose URL holds credentials
+def _authenticated(request: HttpRequest, user: tuple[str, str]) -> HttpRequest:
+    """Cached: hashing the request costs an eighth of the copy a check would make."""
+    if request.basic_auth is not None or request.bearer_token is not None:
         return request
     return replace(request, basic_auth=user)
 
@@ -229,12 +256,6 @@ def _fetchable(url: URL, rec: Recorder) -> Iterator[None]:
             raise
         shown = redacted_url(str(url))
         raise RedirectError(f"redirect to a URL that cannot be fetched: {shown}") from exc
-
-
-@lru_cache(maxsize=1 << 20)  # more than any config's URLs: a miss a check would cost
-def _url(text: str) -> URL:
-    """A configured URL, parsed once (yarl takes ~20 µs to parse one; this is a check's)."""
-    return URL(text)
 
 
 def _ask(plan: _Plan, url: URL, method: str, body: bytes | None, follow: frozenset[int]) -> Ask:

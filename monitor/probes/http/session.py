@@ -42,6 +42,7 @@ from monitor.probes.http.transport import (
     USER_AGENT,
     Ask,
     Redirect,
+    head_size,
 )
 
 __all__ = ["FamilyResolver", "PeerResponse", "Proxied", "proxied_session", "resolving"]
@@ -244,7 +245,7 @@ class _Handler(ResponseHandler):
         # A parsed head; it may have come whole in the chunk that crossed the limit.
         if self.rec is not None:
             self.rec = None
-            if self._head_bytes > HEAD_LIMIT and _head_size(data[0].raw_headers) > HEAD_LIMIT:
+            if self._head_bytes > HEAD_LIMIT and head_size(data[0].raw_headers) > HEAD_LIMIT:
                 self._too_large()
                 return
         super().feed_data(data, size)
@@ -254,10 +255,6 @@ class _Handler(ResponseHandler):
         if self.transport is not None:
             self.transport.close()
         self.set_exception(HttpProcessingError(message=HEAD_TOO_LARGE))
-
-
-def _head_size(headers: tuple[tuple[bytes, bytes], ...]) -> int:
-    return sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _trace_config() -> aiohttp.TraceConfig:

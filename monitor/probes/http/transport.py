@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple, Protocol
@@ -29,6 +30,7 @@ __all__ = [
     "Ask",
     "Redirect",
     "Transport",
+    "head_size",
     "is_header_name",
 ]
 
@@ -41,6 +43,14 @@ Servers refuse far less from clients (nginx 32 KiB, Apache 100 lines of 8 KiB), 
 that big is a broken or hostile server, which must not grow our memory either."""
 
 HEAD_TOO_LARGE = f"response head larger than {HEAD_LIMIT // 1024} KiB"
+
+
+def head_size(headers: Iterable[tuple[Sized, Sized]]) -> int:
+    """About the bytes ``headers`` took on the wire (name, ": ", value, CRLF each), as the
+    wire client (str) or aiohttp (bytes) parsed them: for a head that came whole in the
+    chunk that crossed :data:`HEAD_LIMIT`, whether the head itself is over it."""
+    return sum(len(name) + len(value) + 4 for name, value in headers)
+
 
 USER_AGENT = f"monitor/{__version__}"
 

@@ -4,9 +4,10 @@ httptools' C parser: the HTTP probe's request without aiohttp's client.
 aiohttp's client costs about 195 µs of CPU for a GET on this kind of machine (request and
 response objects, trace signals, stream readers); this exchange costs about 70 µs, and at
 100,000 sites a minute that is most of a core. It does only what a check needs: connect
-(each address in turn, as aiohttp does), write one request, parse one answer into the
-probe's :class:`~monitor.probes.http.record.Recorder` as it comes (so a failure halfway keeps
-what arrived), read at most ``limit`` bytes of body, and hang up.
+(each address in turn, as aiohttp does, with :mod:`monitor.probes.http.dial`), write one
+request, parse one answer into the probe's :class:`~monitor.probes.http.record.Recorder` as
+it comes (so a failure halfway keeps what arrived), read at most ``limit`` bytes of body,
+and hang up.
 :class:`monitor.probes.http.direct.Direct` makes it the probe's transport for requests that
 go straight to the target; requests through a proxy go through aiohttp.
 
@@ -18,7 +19,6 @@ reads: :class:`ConnectFailed` (with the socket's or TLS's own error), :class:`Ba
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import socket
 import ssl
@@ -32,12 +32,10 @@ import aiohappyeyeballs
 import httptools
 from aiohttp.abc import AbstractResolver
 
+from monitor.probes.http.dial import first_ready, handshake
 from monitor.probes.http.record import Peer, Recorder
 from monitor.probes.http.tlsnames import not_after
-from monitor.probes.http.transport import HEAD_LIMIT, HEAD_TOO_LARGE, Redirect
-
-HAPPY_EYEBALLS_DELAY = 0.25
-"""Seconds before the next address is tried while one still connects (aiohttp's value)."""
+from monitor.probes.http.transport import HEAD_LIMIT, HEAD_TOO_LARGE, Redirect, head_size
 
 # What zlib needs to read each Content-Encoding aiohttp asks for (and we ask for too).
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
@@ -165,10 +163,10 @@ class Dialer:
                 )
                 if request.tls is not None:
                     stamps.tls_start = perf_counter()
-                    transport = await _handshake(loop, transport, answer, request.tls, server_name)
+                    transport = await handshake(loop, transport, answer, request.tls, server_name)
                     stamps.tls_end = perf_counter()
             else:
-                transport = await _first_ready(loop, infos, answer, request.tls, server_name, rec)
+                transport = await first_ready(loop, infos, answer, request.tls, server_name, rec)
         except OSError as exc:
             raise ConnectFailed(host, port, exc) from exc
         stamps.connect_end = perf_counter()
@@ -199,54 +197,6 @@ class Dialer:
             )
             for r in found
         ]
-
-
-async def _handshake(
-    loop: asyncio.AbstractEventLoop,
-    transport: asyncio.Transport,
-    answer: _Answer,
-    tls: ssl.SSLContext,
-    server_name: str | None,
-) -> asyncio.Transport:
-    """``transport`` upgraded to TLS; the TCP connection is closed if the handshake fails."""
-    upgraded = await loop.start_tls(transport, answer, tls, server_hostname=server_name)
-    if upgraded is None:  # only for a transport closing meanwhile
-        transport.abort()
-        raise ConnectionResetError(errno.ECONNRESET, "connection closed during TLS handshake")
-    return upgraded
-
-
-async def _first_ready(
-    loop: asyncio.AbstractEventLoop,
-    infos: list[aiohappyeyeballs.AddrInfoType],
-    answer: _Answer,
-    tls: ssl.SSLContext | None,
-    server_name: str | None,
-    rec: Recorder,
-) -> asyncio.Transport:
-    """A connection to one of several addresses, raced as aiohttp does; an address whose
-    TLS handshake fails is dropped and the others are tried (one bad node of a name)."""
-    left = list(infos)
-    stamps = rec.stamps
-    while True:
-        sock = await aiohappyeyeballs.start_connection(
-            left, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1
-        )
-        peer = sock.getpeername()
-        if tls is not None:
-            stamps.tls_start, stamps.tls_end = perf_counter(), None  # this address's handshake
-        try:
-            transport, _ = await loop.create_connection(
-                lambda: answer, sock=sock, ssl=tls, server_hostname=server_name
-            )
-        except OSError:
-            left = [info for info in left if info[4][:2] != peer[:2]]
-            if not left:
-                raise
-            continue
-        if tls is not None:
-            stamps.tls_end = perf_counter()
-        return transport
 
 
 class _Answer(asyncio.Protocol):
@@ -343,7 +293,7 @@ class _Answer(asyncio.Protocol):
             self._headers.clear()
             return
         headers = tuple(self._headers)
-        if self._head_bytes > HEAD_LIMIT and _head_size(headers) > HEAD_LIMIT:
+        if self._head_bytes > HEAD_LIMIT and head_size(headers) > HEAD_LIMIT:
             self._fail(BadResponse(HEAD_TOO_LARGE))  # it came whole in the chunk that crossed
             return
         if status in self._follow:
@@ -412,11 +362,6 @@ def _wbits(coding: str, first: int) -> int:
     if coding == "deflate" and first & 0xF != 8:
         return -zlib.MAX_WBITS
     return _WBITS[coding]
-
-
-def _head_size(headers: tuple[tuple[str, str], ...]) -> int:
-    """About the bytes ``headers`` took on the wire (name, ": ", value, CRLF each)."""
-    return sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _words(exc: Exception) -> str:
