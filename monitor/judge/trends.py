@@ -26,11 +26,11 @@ absurd values stay finite:
   worth an alert, however many times the baseline it is.
 - **Anomalous sample:** high, and ``z >= 3``.
 - **CUSUM.** Two-sided, on ``z`` with slack 0.5, each step limited to +-1.5 and each side
-  capped at its alarm level 8; the up side takes a sample less than ``min_delta`` slower
-  than the baseline as no rise at all. The limit means no burst, however extreme, alarms sooner
-  than six samples, so single spikes are the k-of-n rule's business; the CUSUM catches a
-  sustained moderate shift that a noisy series never shows as ``z >= 3``. The cap means a
-  long shift is forgotten as quickly as a short one.
+  capped at its alarm level 8; the up side takes a sample that is not high (under
+  ``min_factor`` or ``min_delta``) as no rise at all. The limit means no burst, however
+  extreme, alarms sooner than six samples, so single spikes are the k-of-n rule's business;
+  the CUSUM catches a sustained shift that a noisy series never shows as ``z >= 3``. The
+  cap means a long shift is forgotten as quickly as a short one.
 - **Regression** (never during the first ``warmup`` samples, whose anomalies and CUSUM are
   not counted): ``anomalous`` of the last ``window`` samples anomalous, or the up side of
   the CUSUM alarming while at least half the last ``window`` samples are high. That second
@@ -184,12 +184,13 @@ def update(
     old = state or _first(y, t)
     judged = old.count >= settings.warmup
     z = (y - old.mean) / _sd(old.var)
-    high = judged and _high(y, old.mean, settings)
+    slower = _high(y, old.mean, settings)  # decided once, for the count and the CUSUM
+    high = judged and slower
     anomalous = high and z >= _Z_ANOMALOUS
     mean, var = _baseline(old, y, t, settings, slow=anomalous or old.regressed)
-    # The up side obeys the absolute floor too: a sample less than min_delta slower than
-    # the baseline is no evidence of a regression, however many deviations it is.
-    rising = z if math.exp(y) - math.exp(old.mean) >= settings.min_delta else min(z, 0.0)
+    # The up side obeys the factor and the floor too: a sample that is not high is no
+    # evidence of a regression, however many deviations it is.
+    rising = z if slower else min(z, 0.0)
     up, down = _cusum(old.up, old.down, rising, z) if judged else (0.0, 0.0)
     bits = (1 << max(settings.window, settings.recovery)) - 1
     anomalies = (old.anomalies << 1 | anomalous) & bits

@@ -157,9 +157,18 @@ REALISTIC = [
     ),
     ("healthy-steady-5-to-8ms", lambda r: [0.005] * 200, lambda r: [0.008] * 400, None),
     ("healthy-200ms-site-plus-40ms", lambda r: _around(0.2, 200, r), lambda r: [0.24] * 400, None),
+    # 60 ms over the floor but 1.3x, under the factor: the CUSUM obeys the factor too.
+    ("200ms-site-plus-60ms-under-factor", lambda r: [0.2] * 200, lambda r: [0.26] * 400, None),
+    (
+        "noisy-200ms-site-1.3x-under-factor",
+        lambda r: _around(0.2, 200, r),
+        lambda r: _around(0.26, 400, r),
+        None,
+    ),
     ("step-3x-on-200ms-site", lambda r: _around(0.2, 200, r), lambda r: _around(0.6, 20, r), 5),
-    # 2 % a round is 1.5x (300 ms) after 21 rounds; the k-of-n count needs 5 of those.
-    ("creep-2pct-on-200ms-site", lambda r: _around(0.2, 200, r), lambda r: _creep(0.2, 200, r), 26),
+    # 2 % a round is 1.5x (300 ms) after 21 rounds; the k-of-n count needs 5 of those (the
+    # CUSUM counts no point under the factor, so 1.2-1.5x gives it no head start).
+    ("creep-2pct-on-200ms-site", lambda r: _around(0.2, 200, r), lambda r: _creep(0.2, 200, r), 27),
 ]
 
 
