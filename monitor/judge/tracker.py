@@ -161,11 +161,11 @@ def _samples(
 def _with_trend(
     found: Diagnosis, signals: Sequence[tuple[SeriesKey, TrendSignal]], settings: TrendSettings
 ) -> Diagnosis:
-    """An otherwise healthy round is ``degraded`` while one of its series has regressed
-    and its recent level is still slower than its baseline: a regression not yet cleared
-    (a spike keeps it) whose level is back under the baseline is not "slower than usual"."""
+    """An otherwise healthy round is ``degraded`` while one of its series has regressed:
+    ``trends`` holds a regression only while the recent level is high (``min_factor`` and
+    ``min_delta`` over the baseline), so "slower than usual" is always true of it."""
     regressed = sorted(
-        ((key, signal) for key, signal in signals if signal.regressed and signal.ratio > 1),
+        ((key, signal) for key, signal in signals if signal.regressed),
         key=lambda pair: -pair[1].ratio,
     )
     if found.verdict is not Verdict.UP or not regressed:

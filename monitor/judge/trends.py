@@ -37,9 +37,12 @@ absurd values stay finite:
   condition asks for ``min_factor`` and ``min_delta`` too (the same rule), because a
   shift that is real but small (a busy hour 20 % slower) is not worth an alert; and it
   counts high samples rather than the fast average because one spike on top of a
-  slightly slower series would lift the average over the line. It clears after
-  ``recovery`` samples in a row that are not high; then the up side and the flags start
-  again from nothing, so a new regression needs new evidence.
+  slightly slower series would lift the average over the line. A regression also holds
+  only while the recent level (below) is high by the same rule, so it is never "slower
+  than usual" at 1.0x: it clears as soon as that level is back, or after ``recovery``
+  samples in a row that are not high (a huge step keeps the level up longer); then the up
+  side and the flags start again from nothing, so a new regression needs new evidence and
+  a spike after it cannot bring it back.
 - **Level.** ``ratio`` is a fast EWMA of ``y`` (weight 1/3, about five samples) over the
   baseline; the recent level is ``baseline * ratio``. p50 and p95 are nearest-rank
   percentiles of the last 64 latencies.
@@ -84,7 +87,7 @@ class TrendSettings:
     min_delta: float = 0.05  # ... nor under this many seconds slower than it
     anomalous: int = 5  # this many ...
     window: int = 8  # ... of the last this many samples anomalous: a regression
-    recovery: int = 5  # samples in a row under min_factor before a regression clears
+    recovery: int = 5  # samples in a row not high clear a regression (or its level back)
     limit: float | None = None  # seconds: what the forecast counts down to
 
     def __post_init__(self) -> None:
@@ -155,7 +158,7 @@ class TrendState:
 class TrendSignal:
     """What one sample says about its series."""
 
-    regressed: bool  # a sustained regression is in force
+    regressed: bool  # a sustained regression is in force: the recent level is high
     warming_up: bool  # within the first `warmup` samples: never regressed then
     value: float  # this sample, seconds
     baseline: float  # seconds: the baseline's typical latency (its geometric mean)
@@ -195,7 +198,13 @@ def update(
     bits = (1 << max(settings.window, settings.recovery)) - 1
     anomalies = (old.anomalies << 1 | anomalous) & bits
     highs = (old.highs << 1 | high) & bits
-    regressed = judged and _regressed(old.regressed, anomalies, highs, up, settings)
+    fast = old.fast + _FAST * (y - old.fast)
+    # Only while the recent level itself is high (the same rule) is it "slower than usual".
+    regressed = (
+        judged
+        and _high(fast, mean, settings)
+        and _regressed(old.regressed, anomalies, highs, up, settings)
+    )
     if old.regressed and not regressed:  # cleared: new evidence for the next one
         up, anomalies, highs = 0.0, 0, 0
     new = TrendState(
@@ -203,7 +212,7 @@ def update(
         t,
         mean,
         var,
-        old.fast + _FAST * (y - old.fast),
+        fast,
         up,
         down,
         anomalies,
@@ -242,7 +251,8 @@ def forecast(signal: TrendSignal, who: str, phase: str, settings: TrendSettings)
 
 def _high(y: float, mean: float, settings: TrendSettings) -> bool:
     """Whether log latency ``y`` is slower than the baseline by both the factor and the
-    absolute floor: the one rule the k-of-n count, the CUSUM and recovery all use."""
+    absolute floor: the one rule the k-of-n count, the CUSUM, recovery and the recent
+    level of a regression all use."""
     baseline = math.exp(mean)
     return y - mean >= math.log(settings.min_factor) and (
         math.exp(y) - baseline >= settings.min_delta
