@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from monitor.judge import trends
+from monitor.judge import trends, trendwords
 from monitor.judge.alerting import Route
 from monitor.judge.diagnose import Diagnosis, Layer, Verdict, diagnose
 from monitor.judge.incidents import IncidentChange, OpenIncident, follow
@@ -170,9 +170,9 @@ def _with_trend(
     )
     if found.verdict is not Verdict.UP or not regressed:
         return found
-    said = tuple(trends.describe(s, _who(key), key[2], settings) for key, s in regressed)
+    said = tuple(trendwords.describe(s, _who(key), key[2], settings) for key, s in regressed)
     (role, _, phase), worst = regressed[0]
-    ahead = trends.forecast(worst, _who(regressed[0][0]), phase, settings)
+    ahead = trendwords.forecast(worst, _who(regressed[0][0]), phase, settings)
     hint = ahead + "; " if ahead else ""
     hint += "find what changed (a deploy, load, a slow database or dependency) before it fails"
     layer = Layer.EDGE if role == Role.EDGE.value else Layer.ORIGIN

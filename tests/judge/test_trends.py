@@ -15,14 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.judge.trends import (
-    TrendSettings,
-    TrendSignal,
-    TrendState,
-    describe,
-    forecast,
-    update,
-)
+from monitor.judge.trends import TrendSettings, TrendSignal, TrendState, update
+from monitor.judge.trendwords import describe, forecast
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 STEP = 60.0  # seconds between samples
