@@ -141,7 +141,7 @@ def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
     return _Plan(
         url,
         _with_user(site.request, user),
-        site.expect,
+        target.expect,  # without the edge's max_latency
         _ConnectTo(host, port, verify),
         f"{redacted_url(site.url)} via {via}",
     )
