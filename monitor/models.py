@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -194,6 +194,18 @@ class Site:
     request: HttpRequest = HttpRequest()
     origins: tuple[Origin, ...] = ()
     checks: tuple[CheckSpec, ...] = ()  # extra checks of the site (tls, dns, tcp, icmp)
+    # Derived, once per Site (at config load), never per round: what an origin's answer
+    # must meet. ``expect.max_latency`` is what the site's users may wait, so it judges
+    # the edge alone: an origin answering 200 slowly is still an origin that works (its
+    # latency is the trends' business); failing it turned a slow site into a *down*
+    # ``origin_fault`` (issue #21).
+    origin_expect: Expect = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        behind = self.expect
+        if behind.max_latency is not None:
+            behind = replace(behind, max_latency=None)
+        object.__setattr__(self, "origin_expect", behind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +224,12 @@ class HttpTarget:
 
     site: Site
     origin: Origin | None = None
+
+    @property
+    def expect(self) -> Expect:
+        """What the answer must meet: the site's expectations at the edge, all but its
+        latency ceiling at an origin (``Site.origin_expect``)."""
+        return self.site.expect if self.origin is None else self.site.origin_expect
 
 
 Monitor = Site | Check

@@ -4,9 +4,9 @@ A site's round is its edge, each of its origins, and its extra checks; a TLS che
 site also looks at every origin given by address, since an origin's certificate can
 expire behind a CDN that still serves a valid one. A stand-alone check is one probe.
 
-``expect.max_latency`` is what the site's users may wait, so it judges the edge alone: an
-origin answering 200 slowly is still an origin that works (its latency is the trends'
-business), and failing it would turn a slow site into a *down* ``origin_fault``.
+``expect.max_latency`` judges the edge alone: an origin's ``HttpTarget`` is judged by
+``Site.origin_expect``, derived once when the site is made, so a round allocates nothing
+for it.
 """
 
 from __future__ import annotations
@@ -42,22 +42,14 @@ def plan_round(monitor: Monitor, time: datetime) -> tuple[PlannedProbe, ...]:
         return (PlannedProbe(_ctx(monitor.name, monitor.timeout, time), monitor.spec),)
     site = monitor
     planned = [PlannedProbe(_ctx(site.name, site.timeout, time), HttpTarget(site))]
-    behind = _without_max_latency(site) if site.origins else site
     for origin in site.origins:
         ctx = _ctx(site.name, site.timeout, time, origin)
-        planned.append(PlannedProbe(ctx, HttpTarget(behind, origin)))
+        planned.append(PlannedProbe(ctx, HttpTarget(site, origin)))
     for spec in site.checks:
         planned.append(PlannedProbe(_ctx(site.name, site.timeout, time), spec))
         if isinstance(spec, TlsCheck):
             planned.extend(_origin_tls(site, spec, time))
     return tuple(planned)
-
-
-def _without_max_latency(site: Site) -> Site:
-    """The site as its origins are judged: every expectation but the edge's latency."""
-    if site.expect.max_latency is None:
-        return site
-    return replace(site, expect=replace(site.expect, max_latency=None))
 
 
 def _origin_tls(site: Site, spec: TlsCheck, time: datetime) -> list[PlannedProbe]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from monitor.judge.signatures import may_mean_timeout
 from monitor.models import Cause, Kind, ProbeResult, Role
 
 
@@ -83,17 +84,6 @@ _EDGE_HINT = (
 )
 # The cache waited at least this long before giving up: its first-byte timeout, not a refusal.
 _WAITED = 0.5
-# Error pages that say which failure it was, and it was not the backend's slowness: the
-# page wins over the timing (HAProxy retries a dead server for seconds before "no server").
-_NOT_SLOWNESS = frozenset(
-    {
-        "haproxy-no-server",
-        "haproxy-gateway",
-        "traefik-no-server",
-        "nginx-bad-gateway",
-        "apache-proxy-unavailable",
-    }
-)
 # Who answered (a signature's first word, or a Server/Via header holding it), and the
 # setting that bounds its wait for the backend's first byte.
 _TIMEOUT_SETTINGS = (
@@ -275,10 +265,12 @@ def _slow_site(
 
 
 def _too_slow_for_the_cache(edge: ProbeResult, origins: list[ProbeResult]) -> ProbeResult | None:
-    """An origin whose first byte comes later than the edge waited before failing."""
+    """An origin whose first byte comes later than the edge waited before failing, unless
+    the edge's error page names another failure: the page wins over the timing (HAProxy
+    retries a dead server for seconds before "no server")."""
     if edge.status is None or edge.status < 500 or edge.phases.total < _WAITED:
         return None
-    if edge.signature in _NOT_SLOWNESS:  # the page says which failure it was
+    if not may_mean_timeout(edge.signature):  # the page says which failure it was
         return None
     waited = edge.phases.total
     slow = [o for o in origins if _first_byte(o) >= waited * 0.9]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from monitor.judge import trends
+from monitor.judge import trends, trendwords
 from monitor.judge.alerting import Route
 from monitor.judge.diagnose import Diagnosis, Layer, Verdict, diagnose
 from monitor.judge.incidents import IncidentChange, OpenIncident, follow
@@ -161,18 +161,18 @@ def _samples(
 def _with_trend(
     found: Diagnosis, signals: Sequence[tuple[SeriesKey, TrendSignal]], settings: TrendSettings
 ) -> Diagnosis:
-    """An otherwise healthy round is ``degraded`` while one of its series has regressed
-    and its recent level is still slower than its baseline: a regression not yet cleared
-    (a spike keeps it) whose level is back under the baseline is not "slower than usual"."""
+    """An otherwise healthy round is ``degraded`` while one of its series has regressed:
+    ``trends`` holds a regression only while the recent level is high (``min_factor`` and
+    ``min_delta`` over the baseline), so "slower than usual" is always true of it."""
     regressed = sorted(
-        ((key, signal) for key, signal in signals if signal.regressed and signal.ratio > 1),
+        ((key, signal) for key, signal in signals if signal.regressed),
         key=lambda pair: -pair[1].ratio,
     )
     if found.verdict is not Verdict.UP or not regressed:
         return found
-    said = tuple(trends.describe(s, _who(key), key[2], settings) for key, s in regressed)
+    said = tuple(trendwords.describe(s, _who(key), key[2], settings) for key, s in regressed)
     (role, _, phase), worst = regressed[0]
-    ahead = trends.forecast(worst, _who(regressed[0][0]), phase, settings)
+    ahead = trendwords.forecast(worst, _who(regressed[0][0]), phase, settings)
     hint = ahead + "; " if ahead else ""
     hint += "find what changed (a deploy, load, a slow database or dependency) before it fails"
     layer = Layer.EDGE if role == Role.EDGE.value else Layer.ORIGIN

@@ -26,20 +26,23 @@ absurd values stay finite:
   worth an alert, however many times the baseline it is.
 - **Anomalous sample:** high, and ``z >= 3``.
 - **CUSUM.** Two-sided, on ``z`` with slack 0.5, each step limited to +-1.5 and each side
-  capped at its alarm level 8; the up side takes a sample less than ``min_delta`` slower
-  than the baseline as no rise at all. The limit means no burst, however extreme, alarms sooner
-  than six samples, so single spikes are the k-of-n rule's business; the CUSUM catches a
-  sustained moderate shift that a noisy series never shows as ``z >= 3``. The cap means a
-  long shift is forgotten as quickly as a short one.
+  capped at its alarm level 8; the up side takes a sample that is not high (under
+  ``min_factor`` or ``min_delta``) as no rise at all. The limit means no burst, however
+  extreme, alarms sooner than six samples, so single spikes are the k-of-n rule's business;
+  the CUSUM catches a sustained shift that a noisy series never shows as ``z >= 3``. The
+  cap means a long shift is forgotten as quickly as a short one.
 - **Regression** (never during the first ``warmup`` samples, whose anomalies and CUSUM are
   not counted): ``anomalous`` of the last ``window`` samples anomalous, or the up side of
   the CUSUM alarming while at least half the last ``window`` samples are high. That second
   condition asks for ``min_factor`` and ``min_delta`` too (the same rule), because a
   shift that is real but small (a busy hour 20 % slower) is not worth an alert; and it
   counts high samples rather than the fast average because one spike on top of a
-  slightly slower series would lift the average over the line. It clears after
-  ``recovery`` samples in a row that are not high; then the up side and the flags start
-  again from nothing, so a new regression needs new evidence.
+  slightly slower series would lift the average over the line. A regression also holds
+  only while the recent level (below) is high by the same rule, so it is never "slower
+  than usual" at 1.0x: it clears as soon as that level is back, or after ``recovery``
+  samples in a row that are not high (a huge step keeps the level up longer); then the up
+  side and the flags start again from nothing, so a new regression needs new evidence and
+  a spike after it cannot bring it back.
 - **Level.** ``ratio`` is a fast EWMA of ``y`` (weight 1/3, about five samples) over the
   baseline; the recent level is ``baseline * ratio``. p50 and p95 are nearest-rank
   percentiles of the last 64 latencies.
@@ -84,7 +87,7 @@ class TrendSettings:
     min_delta: float = 0.05  # ... nor under this many seconds slower than it
     anomalous: int = 5  # this many ...
     window: int = 8  # ... of the last this many samples anomalous: a regression
-    recovery: int = 5  # samples in a row under min_factor before a regression clears
+    recovery: int = 5  # samples in a row not high clear a regression (or its level back)
     limit: float | None = None  # seconds: what the forecast counts down to
 
     def __post_init__(self) -> None:
@@ -155,7 +158,7 @@ class TrendState:
 class TrendSignal:
     """What one sample says about its series."""
 
-    regressed: bool  # a sustained regression is in force
+    regressed: bool  # a sustained regression is in force: the recent level is high
     warming_up: bool  # within the first `warmup` samples: never regressed then
     value: float  # this sample, seconds
     baseline: float  # seconds: the baseline's typical latency (its geometric mean)
@@ -184,17 +187,24 @@ def update(
     old = state or _first(y, t)
     judged = old.count >= settings.warmup
     z = (y - old.mean) / _sd(old.var)
-    high = judged and _high(y, old.mean, settings)
+    slower = _high(y, old.mean, settings)  # decided once, for the count and the CUSUM
+    high = judged and slower
     anomalous = high and z >= _Z_ANOMALOUS
     mean, var = _baseline(old, y, t, settings, slow=anomalous or old.regressed)
-    # The up side obeys the absolute floor too: a sample less than min_delta slower than
-    # the baseline is no evidence of a regression, however many deviations it is.
-    rising = z if math.exp(y) - math.exp(old.mean) >= settings.min_delta else min(z, 0.0)
+    # The up side obeys the factor and the floor too: a sample that is not high is no
+    # evidence of a regression, however many deviations it is.
+    rising = z if slower else min(z, 0.0)
     up, down = _cusum(old.up, old.down, rising, z) if judged else (0.0, 0.0)
     bits = (1 << max(settings.window, settings.recovery)) - 1
     anomalies = (old.anomalies << 1 | anomalous) & bits
     highs = (old.highs << 1 | high) & bits
-    regressed = judged and _regressed(old.regressed, anomalies, highs, up, settings)
+    fast = old.fast + _FAST * (y - old.fast)
+    # Only while the recent level itself is high (the same rule) is it "slower than usual".
+    regressed = (
+        judged
+        and _high(fast, mean, settings)
+        and _regressed(old.regressed, anomalies, highs, up, settings)
+    )
     if old.regressed and not regressed:  # cleared: new evidence for the next one
         up, anomalies, highs = 0.0, 0, 0
     new = TrendState(
@@ -202,7 +212,7 @@ def update(
         t,
         mean,
         var,
-        old.fast + _FAST * (y - old.fast),
+        fast,
         up,
         down,
         anomalies,
@@ -214,34 +224,10 @@ def update(
     return new, _signal(new, value, not judged, settings)
 
 
-def describe(signal: TrendSignal, who: str, phase: str, settings: TrendSettings) -> str:
-    """The evidence in words, e.g. ``origin a TTFB 3.2\u00d7 its 24 h baseline (820 ms against
-    256 ms; p95 1.1 s)``: the recent level against the baseline."""
-    name = f"{who} {_phase_name(phase)}"
-    if signal.warming_up:
-        return f"{name} {_latency(signal.value)} (its baseline is still being learned)"
-    level = signal.baseline * signal.ratio
-    p95 = "" if signal.p95 is None else f"; p95 {_latency(signal.p95)}"
-    return (
-        f"{name} {_factor(signal.ratio)}\u00d7 its {_span(settings.baseline)} baseline"
-        f" ({_latency(level)} against {_latency(signal.baseline)}{p95})"
-    )
-
-
-def forecast(signal: TrendSignal, who: str, phase: str, settings: TrendSettings) -> str | None:
-    """When the latency reaches the limit at this rate, e.g. ``at this rate origin a TTFB
-    reaches the 2 s limit in about 40 min``; None when it is not heading there."""
-    if signal.eta is None or settings.limit is None:
-        return None
-    return (
-        f"at this rate {who} {_phase_name(phase)} reaches the {_latency(settings.limit)}"
-        f" limit in about {_span(signal.eta)}"
-    )
-
-
 def _high(y: float, mean: float, settings: TrendSettings) -> bool:
     """Whether log latency ``y`` is slower than the baseline by both the factor and the
-    absolute floor: the one rule the k-of-n count, the CUSUM and recovery all use."""
+    absolute floor: the one rule the k-of-n count, the CUSUM, recovery and the recent
+    level of a regression all use."""
     baseline = math.exp(mean)
     return y - mean >= math.log(settings.min_factor) and (
         math.exp(y) - baseline >= settings.min_delta
@@ -338,37 +324,6 @@ def _trend(state: TrendState, limit: float | None) -> tuple[float, float | None]
 def _rank(ranked: list[float], share: float) -> float | None:
     """Nearest-rank percentile of sorted values."""
     return ranked[math.ceil(share * len(ranked)) - 1] if ranked else None
-
-
-def _phase_name(phase: str) -> str:
-    return "TTFB" if phase == "processing" else phase
-
-
-def _factor(ratio: float) -> str:
-    return f"{ratio:.1f}" if ratio < 10 else f"{ratio:.0f}"
-
-
-def _latency(seconds: float) -> str:
-    if seconds < 0.9995:
-        return f"{_number(seconds * 1000)} ms"
-    if seconds < 60:
-        return f"{_number(seconds)} s"
-    return _span(seconds)
-
-
-def _span(seconds: float) -> str:
-    """A duration in the unit that keeps its number small: 45 s, 30 min, 24 h, 3 days."""
-    if seconds >= 2 * 86400:
-        return f"{_number(seconds / 86400)} days"
-    if seconds >= 3600:
-        return f"{_number(seconds / 3600)} h"
-    if seconds >= 60:
-        return f"{_number(seconds / 60)} min"
-    return f"{_number(seconds)} s"
-
-
-def _number(x: float) -> str:
-    return f"{x:.0f}" if x >= 10 else f"{round(x, 1):g}"
 
 
 def _plain(value: object) -> object:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -102,10 +102,13 @@ def test_max_latency_judges_the_edge_not_the_origins(expect: Expect, origin_expe
     specs = [p.spec for p in plan_round(site, T0)]
     assert all(isinstance(s, HttpTarget) for s in specs)
     edge, *origins = [s for s in specs if isinstance(s, HttpTarget)]
-    assert edge.site.expect == expect
-    assert [o.site.expect for o in origins] == [origin_expect] * 3
+    assert edge.expect == expect
+    assert [o.expect for o in origins] == [origin_expect] * 3
     assert [o.origin for o in origins] == [O1, O2, O3]
-    assert all(replace(o.site, expect=expect) == site for o in origins)
+    # Decided once for the site, not remade each round: no Site or Expect per round.
+    assert all(o.site is site for o in origins)
+    again = [p.spec for p in plan_round(site, T0 + timedelta(seconds=30))]
+    assert all(isinstance(s, HttpTarget) and s.expect is origins[0].expect for s in again[1:])
 
 
 def test_a_site_without_origins_or_checks_is_its_edge_alone() -> None:

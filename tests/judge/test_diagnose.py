@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor.judge.diagnose import _NOT_SLOWNESS, Layer, Verdict, diagnose
+from monitor.judge.diagnose import Layer, Verdict, diagnose
 from monitor.judge.signatures import SIGNATURES
 from monitor.models import Cause, Kind, Phases, ProbeResult, Role
 
@@ -488,9 +488,50 @@ def test_slow_origin_hint_names_the_setting_of_the_proxy_that_answered(
     assert len(named) == (0 if signature is None and not headers else 1), diagnosis.hint
 
 
-def test_the_pages_that_beat_the_timing_are_known_signatures() -> None:
-    known = {signature.name for signature in SIGNATURES}
-    assert known >= _NOT_SLOWNESS
+# Every signature: may its page mean the backend did not answer in time? Only then may a
+# slow origin be blamed; otherwise the page (no server, refused, broken answer) wins over
+# the timing. Caddy's empty 502/503 and Apache's 500 were once blamed on origin speed.
+MAY_MEAN_TIMEOUT = {
+    "varnish-backend-fetch-failed": True,  # first_byte_timeout and a dead backend alike
+    "varnish-guru-meditation": True,
+    "fastly-backend": True,  # "first byte timeout" is one of its pages
+    "cloudflare-origin-error": True,  # 524: a timeout occurred
+    "cloudflare-gateway": True,  # 504
+    "cloudfront-error": True,  # 504
+    "akamai-reference": True,  # 504
+    "haproxy-no-server": False,  # retries a dead server for seconds first
+    "haproxy-gateway": False,
+    "haproxy-timeout": True,
+    "envoy-upstream": True,  # "upstream request timeout"
+    "traefik-no-server": False,
+    "aws-elb": True,  # 504
+    "apache-proxy-error": True,  # Apache's ProxyTimeout page (captured)
+    "apache-proxy-internal": False,
+    "apache-proxy-unavailable": False,
+    "nginx-bad-gateway": False,
+    "nginx-gateway-timeout": True,
+    "caddy-bad-gateway": False,
+    "caddy-gateway-timeout": True,
+    "caddy-no-upstream": False,
+}
+
+
+def test_every_signature_says_whether_it_may_mean_a_timeout() -> None:
+    assert {signature.name: signature.timeout for signature in SIGNATURES} == MAY_MEAN_TIMEOUT
+
+
+@pytest.mark.parametrize(("name", "timeout"), MAY_MEAN_TIMEOUT.items(), ids=list(MAY_MEAN_TIMEOUT))
+def test_a_page_that_names_another_failure_beats_the_timing(name: str, timeout: bool) -> None:
+    """The edge's page came after 3 s and the origin's first byte after 3 s too."""
+    signature = next(s for s in SIGNATURES if s.name == name)
+    status = 504 if 504 in signature.statuses else min(signature.statuses)
+    edge = _edge(signature.cause, status, phases=_took(3.0), signature=name)
+    diagnosis = diagnose([edge, _origin(OK, phases=_took(3.0))])
+    if timeout:
+        assert (diagnosis.verdict, diagnosis.cause) == (Verdict.ORIGIN_FAULT, Cause.SLOW)
+    else:
+        assert (diagnosis.verdict, diagnosis.cause) == (Verdict.EDGE_FAULT, signature.cause)
+        assert diagnosis.layer is Layer.EDGE
 
 
 def test_evidence_names_who_answered_and_when() -> None:

@@ -15,14 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.judge.trends import (
-    TrendSettings,
-    TrendSignal,
-    TrendState,
-    describe,
-    forecast,
-    update,
-)
+from monitor.judge.trends import TrendSettings, TrendSignal, TrendState, update
+from monitor.judge.trendwords import describe, forecast
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 STEP = 60.0  # seconds between samples
@@ -157,9 +151,18 @@ REALISTIC = [
     ),
     ("healthy-steady-5-to-8ms", lambda r: [0.005] * 200, lambda r: [0.008] * 400, None),
     ("healthy-200ms-site-plus-40ms", lambda r: _around(0.2, 200, r), lambda r: [0.24] * 400, None),
+    # 60 ms over the floor but 1.3x, under the factor: the CUSUM obeys the factor too.
+    ("200ms-site-plus-60ms-under-factor", lambda r: [0.2] * 200, lambda r: [0.26] * 400, None),
+    (
+        "noisy-200ms-site-1.3x-under-factor",
+        lambda r: _around(0.2, 200, r),
+        lambda r: _around(0.26, 400, r),
+        None,
+    ),
     ("step-3x-on-200ms-site", lambda r: _around(0.2, 200, r), lambda r: _around(0.6, 20, r), 5),
-    # 2 % a round is 1.5x (300 ms) after 21 rounds; the k-of-n count needs 5 of those.
-    ("creep-2pct-on-200ms-site", lambda r: _around(0.2, 200, r), lambda r: _creep(0.2, 200, r), 26),
+    # 2 % a round is 1.5x (300 ms) after 21 rounds; the k-of-n count needs 5 of those (the
+    # CUSUM counts no point under the factor, so 1.2-1.5x gives it no head start).
+    ("creep-2pct-on-200ms-site", lambda r: _around(0.2, 200, r), lambda r: _creep(0.2, 200, r), 27),
 ]
 
 
@@ -199,15 +202,59 @@ def test_min_delta_is_the_absolute_floor(min_delta: float, regressed: bool) -> N
     assert any(s.regressed for s in signals) is regressed
 
 
-@pytest.mark.parametrize("recovery", [5, 3])
-def test_regression_clears_after_recovery_normal_samples(recovery: int) -> None:
+@pytest.mark.parametrize(
+    ("step", "recovery", "clears"),
+    [
+        pytest.param(3.0, 5, 2, id="3x-level-back-under-the-factor-first"),
+        pytest.param(30.0, 3, 2, id="30x-recovery-normal-samples-first"),
+        pytest.param(3.0, 1, 0, id="3x-recovery-1"),
+    ],
+)
+def test_regression_clears_when_the_level_is_back_or_after_recovery_samples(
+    step: float, recovery: int, clears: int
+) -> None:
+    """Whichever comes first: the recent level no longer high, or ``recovery`` samples in
+    a row that are not high (a huge step keeps the ~5-sample level high for longer)."""
     rng = random.Random(7)
     settings = replace(SETTINGS, recovery=recovery)
-    _, signals = feed(noisy(0.1, 100, rng) + noisy(0.3, 20, rng) + noisy(0.1, 20, rng), settings)
+    series = noisy(0.1, 100, rng) + noisy(0.1 * step, 20, rng) + noisy(0.1, 20, rng)
+    _, signals = feed(series, settings)
     back = signals[120:]
     assert signals[119].regressed
-    assert [s.regressed for s in back[: recovery + 1]] == [True] * (recovery - 1) + [False] * 2
-    assert not any(s.regressed for s in back[recovery:])
+    assert [s.regressed for s in back[: clears + 1]] == [True] * clears + [False]
+    assert not any(s.regressed for s in back[clears:])
+
+
+# (id, series, how many times a regression is raised)
+LEVEL_AND_REGRESSION = [
+    ("step-3x-then-back", [0.2] * 100 + [0.6] * 10 + [0.2] * 20, 1),
+    ("step-then-faster-with-spikes", [0.2] * 100 + [0.6] * 10 + [0.05, 0.05, 0.05, 0.6] * 5, 1),
+    ("step-then-back-with-spikes", [0.2] * 100 + [0.6] * 10 + [0.2, 0.2, 0.6] * 8, 1),
+    ("step-then-back-then-one-spike", [0.2] * 100 + [0.6] * 10 + [0.2] * 10 + [2.0] + [0.2] * 9, 1),
+    ("two-steps-apart", ([0.2] * 100 + [0.6] * 10) * 2, 2),
+    ("spikes-only", [0.2] * 100 + [0.2, 0.2, 0.2, 0.6] * 20, 0),
+]
+
+
+@pytest.mark.parametrize(
+    ("series", "raised"),
+    [case[1:] for case in LEVEL_AND_REGRESSION],
+    ids=[case[0] for case in LEVEL_AND_REGRESSION],
+)
+def test_a_regression_holds_only_while_the_recent_level_is_high(
+    series: list[float], raised: int
+) -> None:
+    """Regressed means the recent level is ``min_factor`` times and ``min_delta`` over the
+    baseline (the rule of a high sample): a regression still held by a spike once the level
+    is back made "slower than usual: 1.0x" summaries and went UP then DEGRADED again."""
+    _, signals = feed(series)
+    for signal in signals:
+        if signal.regressed:
+            level = signal.baseline * signal.ratio
+            assert signal.ratio >= SETTINGS.min_factor, signal
+            assert level - signal.baseline >= SETTINGS.min_delta, signal
+    flips = [not a.regressed and b.regressed for a, b in itertools.pairwise(signals)]
+    assert sum(flips) == raised
 
 
 def test_permanent_change_is_absorbed_after_some_half_lives() -> None:

@@ -142,7 +142,7 @@ def _plan(target: HttpTarget, tls: TlsContexts) -> _Plan:
     return _Plan(
         found.url,
         _with_user(site.request, found.user),
-        site.expect,
+        target.expect,  # without the edge's max_latency
         _ConnectTo(found.host, found.port, verify),
         found.shown,
     )
