@@ -79,7 +79,9 @@ async def test_sighup_adds_and_removes_sites_and_refuses_a_broken_config(tmp_pat
             text = await _until(base, ["monitor_config_last_reload_successful 0.0"], [])
             assert 'monitor="new"' in text  # still running on the last good config
             proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
+            # SIGTERM: what is asserted is a clean exit; 30 s is only how long to wait for it
+            # on a starved machine (the daemon's own grace: 5 s for rounds, 4 s for the store).
+            assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
         finally:
             if proc.returncode is None:
                 proc.kill()

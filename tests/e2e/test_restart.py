@@ -100,7 +100,9 @@ sites:
         await _until("the incident closed", lambda: all(c for _, c, _ in _incidents(db)))
         await asyncio.sleep(2.5)  # more healthy rounds: nothing more may happen
         second.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(second.wait(), timeout=10) == 0
+        # SIGTERM: what is asserted is a clean exit; 30 s is only how long to wait for it
+        # on a starved machine (the daemon's own grace: 5 s for rounds, 4 s for the store).
+        assert await asyncio.wait_for(second.wait(), timeout=30) == 0
     finally:
         if second.returncode is None:
             second.kill()
